@@ -1,0 +1,629 @@
+#include "core/json/document.h"
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <charconv>
+#include <cstring>
+#include <limits>
+#include <system_error>
+
+namespace switchboard::json {
+namespace {
+
+inline unsigned char byte_at(const char* p) { return static_cast<unsigned char>(*p); }
+
+// Bytes that may appear in a string literal as themselves and end nothing: printable
+// ASCII except the quote and the backslash. Everything else needs a closer look.
+constexpr std::array<bool, 256> kPlainStringByte = [] {
+  std::array<bool, 256> table{};
+  for (int c = 0x20; c < 0x80; ++c) table[c] = c != '"' && c != '\\';
+  return table;
+}();
+
+constexpr std::array<bool, 256> kWhitespace = [] {
+  std::array<bool, 256> table{};
+  table[' '] = table['\t'] = table['\n'] = table['\r'] = true;
+  return table;
+}();
+
+inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// Flags, in the high bit of each byte, the bytes of `word` that a string literal cannot
+// take as they are: control characters, '"', '\\' and non-ASCII. The borrows in these
+// tricks can only flag bytes above a genuinely flagged one, so the lowest flag is exact.
+inline uint64_t special_string_bytes(uint64_t word) {
+  constexpr uint64_t ones = 0x0101010101010101ull;
+  constexpr uint64_t highs = 0x8080808080808080ull;
+  const uint64_t quote = word ^ (ones * '"');
+  const uint64_t backslash = word ^ (ones * '\\');
+  const uint64_t below_space = word - ones * 0x20;
+  return ((below_space & ~word) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) |
+          word) &
+         highs;
+}
+
+// Length of the well-formed UTF-8 sequence whose lead byte (>= 0x80) is at `p`, or 0
+// when it is ill-formed. The second-byte ranges are those of Unicode table 3-7; they are
+// what rules out overlong forms, UTF-16 surrogates and code points above U+10FFFF.
+inline size_t utf8_sequence_length(const unsigned char* p, size_t available) {
+  const unsigned char lead = p[0];
+  unsigned char second_min = 0x80;
+  unsigned char second_max = 0xBF;
+  size_t length;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    if (lead == 0xE0) second_min = 0xA0;       // overlong below U+0800
+    else if (lead == 0xED) second_max = 0x9F;  // U+D800..U+DFFF
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    if (lead == 0xF0) second_min = 0x90;       // overlong below U+10000
+    else if (lead == 0xF4) second_max = 0x8F;  // above U+10FFFF
+  } else {
+    return 0;  // continuation byte, C0/C1 (always overlong) or F5..FF
+  }
+  if (available < length) return 0;
+  if (p[1] < second_min || p[1] > second_max) return 0;
+  for (size_t k = 2; k < length; ++k) {
+    if ((p[k] & 0xC0) != 0x80) return 0;
+  }
+  return length;
+}
+
+inline int hex_digit_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Reads the four hex digits at `p`. Stops at the first non-hex byte, so it never reads
+// past a terminating NUL.
+inline bool read_hex4(const char* p, uint32_t& out) {
+  uint32_t value = 0;
+  for (int k = 0; k < 4; ++k) {
+    const int digit = hex_digit_value(p[k]);
+    if (digit < 0) return false;
+    value = (value << 4) | static_cast<uint32_t>(digit);
+  }
+  out = value;
+  return true;
+}
+
+void append_utf8(std::string& out, uint32_t code_point) {
+  if (code_point < 0x80) {
+    out += static_cast<char>(code_point);
+  } else if (code_point < 0x800) {
+    const char bytes[2] = {static_cast<char>(0xC0 | (code_point >> 6)),
+                           static_cast<char>(0x80 | (code_point & 0x3F))};
+    out.append(bytes, 2);
+  } else if (code_point < 0x10000) {
+    const char bytes[3] = {static_cast<char>(0xE0 | (code_point >> 12)),
+                           static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)),
+                           static_cast<char>(0x80 | (code_point & 0x3F))};
+    out.append(bytes, 3);
+  } else {
+    const char bytes[4] = {static_cast<char>(0xF0 | (code_point >> 18)),
+                           static_cast<char>(0x80 | ((code_point >> 12) & 0x3F)),
+                           static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)),
+                           static_cast<char>(0x80 | (code_point & 0x3F))};
+    out.append(bytes, 4);
+  }
+}
+
+// from_chars leaves the value untouched when it is out of double's range, so decide
+// between infinity and zero from the literal's decimal magnitude. Out-of-range literals
+// are either above ~1e308 or below ~1e-324, so the sign of the magnitude is enough.
+double out_of_range_value(std::string_view literal) {
+  const bool negative = !literal.empty() && literal.front() == '-';
+  size_t i = negative ? 1 : 0;
+  int64_t magnitude = 0;  // decimal exponent of the first non-zero digit, roughly
+  bool seen_nonzero = false;
+  for (; i < literal.size() && is_digit(literal[i]); ++i) {
+    seen_nonzero = seen_nonzero || literal[i] != '0';
+    if (seen_nonzero) ++magnitude;
+  }
+  if (i < literal.size() && literal[i] == '.') {
+    for (++i; i < literal.size() && is_digit(literal[i]); ++i) {
+      if (seen_nonzero) break;
+      if (literal[i] != '0') seen_nonzero = true;
+      else --magnitude;
+    }
+    while (i < literal.size() && is_digit(literal[i])) ++i;
+  }
+  if (i < literal.size() && (literal[i] == 'e' || literal[i] == 'E')) {
+    ++i;
+    bool exponent_negative = false;
+    if (i < literal.size() && (literal[i] == '+' || literal[i] == '-')) {
+      exponent_negative = literal[i] == '-';
+      ++i;
+    }
+    // Saturate: the literal may carry an exponent with thousands of digits.
+    int64_t exponent = 0;
+    for (; i < literal.size() && is_digit(literal[i]); ++i) {
+      exponent = std::min<int64_t>(exponent * 10 + (literal[i] - '0'), int64_t{1} << 40);
+    }
+    magnitude += exponent_negative ? -exponent : exponent;
+  }
+  const double value = magnitude > 0 ? std::numeric_limits<double>::infinity() : 0.0;
+  return negative ? -value : value;
+}
+
+// Failures are rare: building messages out of line keeps the hot loops small, and taking
+// no Parser pointer leaves the compiler free to keep the parser's cursor in a register.
+[[gnu::cold, gnu::noinline]] bool set_error(std::string& error, std::string_view prefix,
+                                             std::string_view what, uint32_t offset,
+                                             bool at_end_of_input) {
+  error.assign(prefix);
+  error += what;
+  error += " at byte ";
+  error += std::to_string(offset);
+  if (at_end_of_input) error += " (end of input)";
+  return false;
+}
+
+[[gnu::cold, gnu::noinline]] bool set_depth_error(std::string& error, uint32_t max_depth,
+                                                   uint32_t offset) {
+  return set_error(error, "nesting deeper than ", std::to_string(max_depth) + " levels", offset,
+                   false);
+}
+
+}  // namespace
+
+// The parser keeps one cursor `p` into source_, which std::string guarantees is followed
+// by a NUL. NUL is invalid wherever the grammar looks at a byte, so every scan stops on
+// it without a separate bounds check; `p == end` then tells end of input from an
+// embedded NUL.
+struct Document::Parser {
+  Document& doc;
+  const char* const base;
+  const char* const end;
+  const char* p;
+  const uint32_t max_depth;
+
+  uint32_t offset(const char* at) const { return static_cast<uint32_t>(at - base); }
+
+  bool fail(std::string_view what, const char* at) {
+    return set_error(doc.error_, "", what, offset(at), false);
+  }
+
+  bool fail_expected(std::string_view what, const char* at) {
+    return set_error(doc.error_, "expected ", what, offset(at), at == end);
+  }
+
+  // A byte that cannot continue a string: the end of input, or a raw control character.
+  bool fail_in_string(const char* open_quote) {
+    if (p == end) return fail("unterminated string starting", open_quote);
+    return fail("unescaped control character in string", p);
+  }
+
+  [[gnu::always_inline]] uint32_t push_node(Type type, const char* at) {
+    const uint32_t index = static_cast<uint32_t>(doc.nodes_.size());
+    const uint32_t begin = offset(at);
+    // Filled in place: copying in a Node assembled from narrow stores makes the wide
+    // loads of the copy miss store forwarding, which once cost half the parse time.
+    Node& node = doc.nodes_.emplace_back();
+    node.type = type;
+    node.begin = begin;
+    node.end = begin;
+    node.next = index + 1;
+    return index;
+  }
+
+  [[gnu::always_inline]] void skip_whitespace() {
+    while (kWhitespace[byte_at(p)]) ++p;
+  }
+
+  [[gnu::always_inline]] bool open_container(Type type) {
+    if (doc.open_containers_.size() >= max_depth) {
+      return set_depth_error(doc.error_, max_depth, offset(p));
+    }
+    doc.open_containers_.push_back(push_node(type, p));
+    ++p;
+    return true;
+  }
+
+  // `p` is at the closing bracket of the innermost open container.
+  [[gnu::always_inline]] void close_container() {
+    Node& container = doc.nodes_[doc.open_containers_.back()];
+    ++p;
+    container.end = offset(p);
+    container.next = static_cast<uint32_t>(doc.nodes_.size());
+    doc.open_containers_.pop_back();
+  }
+
+  // Parses `"key" :` inside the innermost open object, which gains a member.
+  [[gnu::always_inline]] bool parse_member_key() {
+    skip_whitespace();
+    if (*p != '"') return fail_expected("a string key", p);
+    const uint32_t object = doc.open_containers_.back();
+    if (!parse_string()) return false;
+    ++doc.nodes_[object].count;
+    skip_whitespace();
+    if (*p != ':') return fail_expected("':'", p);
+    ++p;
+    return true;
+  }
+
+  [[gnu::always_inline]] bool parse_literal(std::string_view word, Type type) {
+    // Comparing byte by byte stops at the first mismatch, which the NUL terminator is.
+    for (size_t k = 0; k < word.size(); ++k) {
+      if (p[k] != word[k]) return fail("invalid literal", p);
+    }
+    const uint32_t index = push_node(type, p);
+    p += word.size();
+    doc.nodes_[index].end = offset(p);
+    return true;
+  }
+
+  [[gnu::always_inline]] bool parse_number() {
+    const char* start = p;
+    bool integral = true;
+    if (*p == '-') ++p;
+    if (*p == '0') {
+      ++p;
+      if (is_digit(*p)) return fail("leading zero in number", start);
+    } else if (is_digit(*p)) {
+      while (is_digit(*p)) ++p;
+    } else {
+      return fail("expected a digit in number", p);
+    }
+    if (*p == '.') {
+      ++p;
+      if (!is_digit(*p)) return fail("expected a digit after '.' in number", p);
+      while (is_digit(*p)) ++p;
+      integral = false;
+    }
+    if (*p == 'e' || *p == 'E') {
+      ++p;
+      if (*p == '+' || *p == '-') ++p;
+      if (!is_digit(*p)) return fail("expected a digit in exponent of number", p);
+      while (is_digit(*p)) ++p;
+      integral = false;
+    }
+    const uint32_t index = push_node(Type::Number, start);
+    Node& node = doc.nodes_[index];
+    node.end = offset(p);
+    node.integral = integral;
+    return true;
+  }
+
+  [[gnu::always_inline]] void skip_plain_string_bytes() {
+    if constexpr (std::endian::native == std::endian::little) {
+      while (end - p >= 8) {
+        uint64_t word;
+        std::memcpy(&word, p, sizeof word);
+        const uint64_t special = special_string_bytes(word);
+        if (special != 0) {
+          p += std::countr_zero(special) / 8;
+          return;
+        }
+        p += 8;
+      }
+    }
+    while (kPlainStringByte[byte_at(p)]) ++p;
+  }
+
+  // `p` is at the opening quote. Most strings have no escapes; those are only validated
+  // and keep pointing into the source.
+  [[gnu::always_inline]] bool parse_string() {
+    const char* open_quote = p;
+    const uint32_t index = push_node(Type::String, p);
+    ++p;
+    const char* text_begin = p;
+    for (;;) {
+      skip_plain_string_bytes();
+      const unsigned char c = byte_at(p);
+      if (c == '"') {
+        break;
+      } else if (c == '\\') {
+        return parse_escaped_string(index, open_quote, text_begin);
+      } else if (c >= 0x80) {
+        const size_t length = utf8_sequence_length(reinterpret_cast<const unsigned char*>(p),
+                                                   static_cast<size_t>(end - p));
+        if (length == 0) return fail("invalid UTF-8 in string", p);
+        p += length;
+      } else {
+        return fail_in_string(open_quote);
+      }
+    }
+    Node& node = doc.nodes_[index];
+    node.str_off = offset(text_begin);
+    node.str_len = offset(p) - node.str_off;
+    ++p;
+    node.end = offset(p);
+    return true;
+  }
+
+  // Continues parse_string at the first backslash, decoding the whole string into the
+  // arena. Only arena offsets are kept: appending may move the arena.
+  [[gnu::noinline]] bool parse_escaped_string(uint32_t index, const char* open_quote,
+                                              const char* text_begin) {
+    std::string& arena = doc.arena_;
+    const size_t arena_begin = arena.size();
+    arena.append(text_begin, p);
+    for (;;) {
+      const char* run = p;
+      for (;;) {
+        skip_plain_string_bytes();
+        if (byte_at(p) >= 0x80) {
+          const size_t length = utf8_sequence_length(reinterpret_cast<const unsigned char*>(p),
+                                                     static_cast<size_t>(end - p));
+          if (length == 0) return fail("invalid UTF-8 in string", p);
+          p += length;
+        } else {
+          break;
+        }
+      }
+      arena.append(run, p);
+      if (*p == '"') break;
+      if (*p != '\\') return fail_in_string(open_quote);
+      if (!decode_escape(arena)) return false;
+    }
+    Node& node = doc.nodes_[index];
+    node.escaped = true;
+    node.str_off = static_cast<uint32_t>(arena_begin);
+    node.str_len = static_cast<uint32_t>(arena.size() - arena_begin);
+    ++p;
+    node.end = offset(p);
+    return true;
+  }
+
+  // `p` is at a backslash; appends the decoded character and moves past the escape.
+  bool decode_escape(std::string& arena) {
+    const char* escape = p;
+    char decoded;
+    switch (p[1]) {
+      case '"': decoded = '"'; break;
+      case '\\': decoded = '\\'; break;
+      case '/': decoded = '/'; break;
+      case 'b': decoded = '\b'; break;
+      case 'f': decoded = '\f'; break;
+      case 'n': decoded = '\n'; break;
+      case 'r': decoded = '\r'; break;
+      case 't': decoded = '\t'; break;
+      case 'u': return decode_unicode_escape(arena);
+      default:
+        if (p + 1 == end) return fail("unterminated string ending in a backslash", escape);
+        return fail("invalid escape in string", escape);
+    }
+    arena += decoded;
+    p += 2;
+    return true;
+  }
+
+  bool decode_unicode_escape(std::string& arena) {
+    const char* escape = p;
+    uint32_t code_point;
+    if (!read_hex4(p + 2, code_point)) return fail("expected 4 hex digits after \\u", escape);
+    p += 6;
+    if (code_point >= 0xDC00 && code_point <= 0xDFFF) {
+      return fail("lone low surrogate in \\u escape", escape);
+    }
+    if (code_point >= 0xD800 && code_point <= 0xDBFF) {
+      uint32_t low;
+      // Short-circuit order keeps every read at or before the NUL terminator.
+      if (p[0] != '\\' || p[1] != 'u' || !read_hex4(p + 2, low) || low < 0xDC00 ||
+          low > 0xDFFF) {
+        return fail("lone high surrogate in \\u escape", escape);
+      }
+      code_point = 0x10000 + ((code_point - 0xD800) << 10) + (low - 0xDC00);
+      p += 6;
+    }
+    append_utf8(arena, code_point);
+    return true;
+  }
+
+  [[gnu::always_inline]] bool parse_scalar() {
+    switch (*p) {
+      case '"': return parse_string();
+      case 't': return parse_literal("true", Type::True);
+      case 'f': return parse_literal("false", Type::False);
+      case 'n': return parse_literal("null", Type::Null);
+      case '-':
+      case '0': case '1': case '2': case '3': case '4':
+      case '5': case '6': case '7': case '8': case '9':
+        return parse_number();
+      default:
+        return fail_expected("a value", p);
+    }
+  }
+
+  // Iterative rather than recursive so that depth is bounded by the open_containers_
+  // vector, not by the C++ stack, whatever max_depth a caller picks.
+  bool run() {
+    for (;;) {
+      skip_whitespace();
+      if (*p == '{') {
+        if (!open_container(Type::Object)) return false;
+        skip_whitespace();
+        if (*p == '}') {
+          close_container();
+        } else {
+          if (!parse_member_key()) return false;
+          continue;
+        }
+      } else if (*p == '[') {
+        if (!open_container(Type::Array)) return false;
+        skip_whitespace();
+        if (*p == ']') {
+          close_container();
+        } else {
+          doc.nodes_[doc.open_containers_.back()].count = 1;
+          continue;
+        }
+      } else if (!parse_scalar()) {
+        return false;
+      }
+
+      // A value just ended: consume the closers that follow it, up to the separator that
+      // introduces the next value.
+      for (;;) {
+        skip_whitespace();
+        if (doc.open_containers_.empty()) {
+          if (p != end) return fail("unexpected content after the value", p);
+          return true;
+        }
+        Node& container = doc.nodes_[doc.open_containers_.back()];
+        if (container.type == Type::Array) {
+          if (*p == ',') {
+            ++p;
+            ++container.count;
+            break;
+          }
+          if (*p != ']') return fail_expected("',' or ']'", p);
+        } else {
+          if (*p == ',') {
+            ++p;
+            if (!parse_member_key()) return false;
+            break;
+          }
+          if (*p != '}') return fail_expected("',' or '}'", p);
+        }
+        close_container();
+      }
+    }
+  }
+};
+
+bool Document::parse(std::string_view text, const Limits& limits) {
+  // clear() keeps capacity, which is what makes a warm parse allocation-free.
+  nodes_.clear();
+  arena_.clear();
+  error_.clear();
+  open_containers_.clear();
+
+  // Node offsets are uint32_t; no limit may admit inputs they cannot address.
+  const size_t max_bytes =
+      std::min<size_t>(limits.max_bytes, std::numeric_limits<uint32_t>::max() - 1);
+  if (text.size() > max_bytes) {
+    source_.clear();
+    error_ = "input of " + std::to_string(text.size()) + " bytes exceeds the limit of " +
+             std::to_string(max_bytes);
+    return false;
+  }
+  source_.assign(text.data(), text.size());  // safe even when text views source_
+  if (source_.empty()) {
+    error_ = "empty input";
+    return false;
+  }
+
+  Parser parser{*this, source_.data(), source_.data() + source_.size(), source_.data(),
+                limits.max_depth};
+  if (!parser.run()) {
+    nodes_.clear();
+    arena_.clear();
+    open_containers_.clear();
+    return false;
+  }
+  return true;
+}
+
+std::string_view Document::string_value(uint32_t i) const {
+  const Node& n = nodes_[i];
+  if (n.type != Type::String) return {};
+  const std::string& text = n.escaped ? arena_ : source_;
+  return std::string_view(text.data() + n.str_off, n.str_len);
+}
+
+double Document::number_value(uint32_t i) const {
+  const Node& n = nodes_[i];
+  if (n.type != Type::Number) return 0.0;
+  const std::string_view literal = raw(i);
+  double value = 0.0;
+  const auto result = std::from_chars(literal.data(), literal.data() + literal.size(), value);
+  if (result.ec == std::errc::result_out_of_range) return out_of_range_value(literal);
+  return value;
+}
+
+bool Document::int64_value(uint32_t i, int64_t& out) const {
+  const Node& n = nodes_[i];
+  if (n.type != Type::Number || !n.integral) return false;
+  const std::string_view literal = raw(i);
+  int64_t value = 0;
+  const auto result = std::from_chars(literal.data(), literal.data() + literal.size(), value);
+  if (result.ec != std::errc() || result.ptr != literal.data() + literal.size()) return false;
+  out = value;
+  return true;
+}
+
+// A negative literal, even "-0", is refused: from_chars for unsigned types takes no sign.
+bool Document::uint64_value(uint32_t i, uint64_t& out) const {
+  const Node& n = nodes_[i];
+  if (n.type != Type::Number || !n.integral) return false;
+  const std::string_view literal = raw(i);
+  uint64_t value = 0;
+  const auto result = std::from_chars(literal.data(), literal.data() + literal.size(), value);
+  if (result.ec != std::errc() || result.ptr != literal.data() + literal.size()) return false;
+  out = value;
+  return true;
+}
+
+// With duplicate keys the last occurrence wins, as in most JSON libraries that build a
+// map (and in JavaScript's JSON.parse), so the whole object is always scanned.
+uint32_t Document::find_member(uint32_t obj, std::string_view key) const {
+  if (obj >= nodes_.size() || nodes_[obj].type != Type::Object) return 0;
+  uint32_t found = 0;
+  uint32_t key_index = first_child(obj);
+  for (uint32_t m = 0; m < nodes_[obj].count; ++m) {
+    const uint32_t value_index = key_index + 1;
+    if (string_value(key_index) == key) found = value_index;
+    key_index = nodes_[value_index].next;
+  }
+  return found;
+}
+
+void append_quoted(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.reserve(out.size() + s.size() + 2);
+  out += '"';
+  size_t run_begin = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + run_begin, i - run_begin);
+    run_begin = i + 1;
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default: {
+        const char escape[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+        out.append(escape, 6);
+      }
+    }
+  }
+  out.append(s.data() + run_begin, s.size() - run_begin);
+  out += '"';
+}
+
+bool valid_utf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* const end = p + s.size();
+  while (p != end) {
+    // Text is mostly ASCII: test eight bytes at a time for a set high bit.
+    while (end - p >= 8) {
+      uint64_t word;
+      std::memcpy(&word, p, sizeof word);
+      if (word & 0x8080808080808080ull) break;
+      p += 8;
+    }
+    if (p == end) break;
+    if (*p < 0x80) {
+      ++p;
+      continue;
+    }
+    const size_t length = utf8_sequence_length(p, static_cast<size_t>(end - p));
+    if (length == 0) return false;
+    p += length;
+  }
+  return true;
+}
+
+}  // namespace switchboard::json
