@@ -500,6 +500,18 @@ std::variant<Program, Diagnostic> Program::build(std::string_view source, const 
   return p;
 }
 
+namespace {
+bool reads_slot(const Expr& e, int slot) {
+  if (e.kind == ExprKind::Ident && e.slot == slot) return true;
+  for (const auto& a : e.args) {
+    if (reads_slot(*a, slot)) return true;
+  }
+  return false;
+}
+}  // namespace
+
+bool Program::references(int slot) const { return reads_slot(*root_, slot); }
+
 Value Program::evaluate(const Activation& activation) const {
   Value locals_storage[8];
   std::vector<Value> locals_heap;

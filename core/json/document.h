@@ -57,7 +57,7 @@ class Document {
   bool uint64_value(uint32_t i, uint64_t& out) const;
 
   // Index of the value of member `key` in object `obj`, or 0 when absent (0 is the root
-  // and never a member).
+  // and never a member). When a key occurs more than once, the last occurrence wins.
   uint32_t find_member(uint32_t obj, std::string_view key) const;
   // First child of an array or object (for objects: the first key). Step with node(i).next.
   static constexpr uint32_t first_child(uint32_t i) { return i + 1; }

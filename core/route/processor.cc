@@ -1,0 +1,443 @@
+#include "core/route/processor.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
+#include "core/cel/time.h"
+
+namespace switchboard::route {
+
+using cel::Kind;
+using cel::Value;
+
+namespace {
+constexpr int kEvent = 0, kSubject = 1, kHeaders = 2;  // slots in Environment::routing()
+constexpr int kMaxEncodeDepth = 128;
+
+void append_base64(std::string& out, std::string_view in) {
+  static const char* kChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+                 static_cast<unsigned char>(in[i + 2]);
+    out += kChars[v >> 18];
+    out += kChars[(v >> 12) & 63];
+    out += kChars[(v >> 6) & 63];
+    out += kChars[v & 63];
+  }
+  if (i < in.size()) {
+    uint32_t v = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+    out += kChars[v >> 18];
+    out += kChars[(v >> 12) & 63];
+    out += i + 1 < in.size() ? kChars[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+}
+
+// Text of a scalar used in a subject or a header.
+bool scalar_text(const Value& v, std::string& out) {
+  char buf[32];
+  switch (v.kind()) {
+    case Kind::String:
+      out += v.text();
+      return true;
+    case Kind::Int: {
+      auto r = std::to_chars(buf, buf + sizeof buf, v.int_value());
+      out.append(buf, r.ptr);
+      return true;
+    }
+    case Kind::Uint: {
+      auto r = std::to_chars(buf, buf + sizeof buf, v.uint_value());
+      out.append(buf, r.ptr);
+      return true;
+    }
+    case Kind::Double: {
+      if (!v.raw_json().empty()) {
+        out += v.raw_json();
+        return true;
+      }
+      if (!std::isfinite(v.double_value())) return false;
+      auto r = std::to_chars(buf, buf + sizeof buf, v.double_value());
+      out.append(buf, r.ptr);
+      return true;
+    }
+    case Kind::Bool:
+      out += v.bool_value() ? "true" : "false";
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Field-path edits on the working event. Only the maps along the path are copied; every
+// other value stays JSON-backed and is written back byte for byte.
+cel::MapEntries entries_of(const Value& m) {
+  cel::MapEntries entries;
+  if (!m.is_json()) return m.owned_map();
+  cel::ValueList keys;
+  m.keys(keys);
+  entries.reserve(keys.size());
+  for (auto& k : keys) {
+    bool found = false;
+    Value v = m.find(k, found);
+    entries.emplace_back(std::move(k), std::move(v));
+  }
+  return entries;
+}
+
+bool set_path(Value& root, const FieldPath& path, size_t i, Value v, std::string& error) {
+  if (root.kind() != Kind::Map) {
+    error = "cannot set '" + path[i] + "': the value there is " + std::string(cel::type_name(root)) +
+            ", not an object";
+    return false;
+  }
+  cel::MapEntries entries = entries_of(root);
+  Value key = Value::string(path[i]);
+  auto it = std::find_if(entries.begin(), entries.end(),
+                         [&](const auto& e) { return e.first.kind() == Kind::String && e.first.text() == path[i]; });
+  if (i + 1 == path.size()) {
+    if (it != entries.end()) it->second = std::move(v);
+    else entries.emplace_back(std::move(key), std::move(v));
+  } else {
+    Value child = it != entries.end() ? it->second : Value::map({});
+    if (!set_path(child, path, i + 1, std::move(v), error)) return false;
+    if (it != entries.end()) it->second = std::move(child);
+    else entries.emplace_back(std::move(key), std::move(child));
+  }
+  root = Value::map(std::move(entries));
+  return true;
+}
+
+// Removes the field; returns its value through `removed` when present.
+bool remove_path(Value& root, const FieldPath& path, size_t i, Value* removed) {
+  if (root.kind() != Kind::Map) return false;
+  bool found = false;
+  Value child = root.find(Value::string_view(path[i]), found);
+  if (!found) return false;
+  cel::MapEntries entries = entries_of(root);
+  auto it = std::find_if(entries.begin(), entries.end(),
+                         [&](const auto& e) { return e.first.kind() == Kind::String && e.first.text() == path[i]; });
+  if (i + 1 == path.size()) {
+    if (removed) *removed = it->second;
+    entries.erase(it);
+  } else {
+    if (!remove_path(it->second, path, i + 1, removed)) return false;
+  }
+  root = Value::map(std::move(entries));
+  return true;
+}
+
+std::string dotted(const FieldPath& p) {
+  std::string s;
+  for (const auto& part : p) s += (s.empty() ? "" : ".") + part;
+  return s;
+}
+
+}  // namespace
+
+std::string_view reason_label(FailureReason r) {
+  switch (r) {
+    case FailureReason::NotJson: return "not_json";
+    case FailureReason::TooLarge: return "too_large";
+    case FailureReason::Filter: return "filter";
+    case FailureReason::Transform: return "transform";
+    case FailureReason::Destination: return "destination";
+    case FailureReason::Encode: return "encode";
+  }
+  return "unknown";
+}
+
+bool encode_json(const Value& v, std::string& out, std::string& error, int depth) {
+  if (depth > kMaxEncodeDepth) {
+    error = "value nested deeper than " + std::to_string(kMaxEncodeDepth) + " levels";
+    return false;
+  }
+  if (v.is_json()) {
+    out += v.json_doc()->raw(v.json_node());
+    return true;
+  }
+  switch (v.kind()) {
+    case Kind::Null:
+      out += "null";
+      return true;
+    case Kind::Bool:
+    case Kind::Int:
+    case Kind::Uint:
+      return scalar_text(v, out);
+    case Kind::Double:
+      if (!scalar_text(v, out)) {
+        error = "cannot write " + cel::debug_string(v) + " as JSON";
+        return false;
+      }
+      return true;
+    case Kind::String:
+      json::append_quoted(out, v.text());
+      return true;
+    case Kind::Bytes:
+      out += '"';
+      append_base64(out, v.text());
+      out += '"';
+      return true;
+    case Kind::Timestamp:
+      json::append_quoted(out, cel::time::format_timestamp(v.time_value()));
+      return true;
+    case Kind::Duration:
+      json::append_quoted(out, cel::time::format_duration(v.time_value()));
+      return true;
+    case Kind::Type:
+      json::append_quoted(out, v.text());
+      return true;
+    case Kind::List: {
+      out += '[';
+      for (size_t i = 0; i < v.size(); ++i) {
+        if (i) out += ',';
+        if (!encode_json(v.element(i), out, error, depth + 1)) return false;
+      }
+      out += ']';
+      return true;
+    }
+    case Kind::Map: {
+      out += '{';
+      bool first = true;
+      for (const auto& [k, val] : v.owned_map()) {
+        if (!first) out += ',';
+        first = false;
+        std::string key;
+        if (k.kind() == Kind::String) {
+          key = k.text();
+        } else if (!scalar_text(k, key)) {
+          error = "map key of type " + std::string(cel::type_name(k)) + " cannot be a JSON key";
+          return false;
+        }
+        json::append_quoted(out, key);
+        out += ':';
+        if (!encode_json(val, out, error, depth + 1)) return false;
+      }
+      out += '}';
+      return true;
+    }
+    case Kind::Error:
+      error = std::string(v.text());
+      return false;
+  }
+  return false;
+}
+
+Processor::Processor() : activation_(cel::Environment::routing()) {}
+
+void Processor::prepare(const Message& msg) {
+  activation_.set(kSubject, Value::string_view(msg.subject));
+  cel::MapEntries headers;
+  if (msg.headers != nullptr) {
+    headers.reserve(msg.headers->size());
+    for (const auto& [k, v] : *msg.headers) {
+      // NATS allows repeated headers; the first value wins, as Go's Header.Get does.
+      bool dup = false;
+      for (const auto& e : headers) dup = dup || e.first.text() == k;
+      if (!dup) headers.emplace_back(Value::string_view(k), Value::string_view(v));
+    }
+  }
+  activation_.set(kHeaders, Value::map(std::move(headers)));
+  parsed_ = doc_.parse(msg.payload);
+  json_error_ = parsed_ ? std::string() : doc_.error();
+  activation_.set(kEvent, parsed_ ? Value::json(&doc_, 0) : Value::null());
+}
+
+bool Processor::apply_steps(const std::vector<CompiledStep>& steps, Value& event, std::string& where,
+                            std::string& error) {
+  for (const auto& step : steps) {
+    switch (step.kind) {
+      case StepSpec::Kind::Set: {
+        // Every expression of one step sees the event as it was before the step.
+        std::vector<Value> values;
+        values.reserve(step.set.size());
+        for (const auto& [path, program] : step.set) {
+          Value v = program.evaluate(activation_);
+          if (v.is_error()) {
+            where = step.origin + ".set." + dotted(path);
+            error = std::string(v.text());
+            return false;
+          }
+          values.push_back(std::move(v));
+        }
+        for (size_t i = 0; i < step.set.size(); ++i) {
+          if (!set_path(event, step.set[i].first, 0, std::move(values[i]), error)) {
+            where = step.origin + ".set." + dotted(step.set[i].first);
+            return false;
+          }
+        }
+        break;
+      }
+      case StepSpec::Kind::Remove:
+        if (event.kind() != Kind::Map) {
+          where = step.origin + ".remove";
+          error = "the payload is " + std::string(cel::type_name(event)) + ", not an object";
+          return false;
+        }
+        for (const auto& path : step.remove) remove_path(event, path, 0, nullptr);
+        break;
+      case StepSpec::Kind::Rename:
+        if (event.kind() != Kind::Map) {
+          where = step.origin + ".rename";
+          error = "the payload is " + std::string(cel::type_name(event)) + ", not an object";
+          return false;
+        }
+        for (const auto& [from, to] : step.rename) {
+          Value moved;
+          if (!remove_path(event, from, 0, &moved)) continue;
+          if (!set_path(event, to, 0, std::move(moved), error)) {
+            where = step.origin + ".rename." + dotted(from);
+            return false;
+          }
+        }
+        break;
+      case StepSpec::Kind::Payload: {
+        Value v = step.payload->evaluate(activation_);
+        if (v.is_error()) {
+          where = step.origin + ".payload";
+          error = std::string(v.text());
+          return false;
+        }
+        event = std::move(v);
+        break;
+      }
+      case StepSpec::Kind::Use:
+        break;
+    }
+    activation_.set(kEvent, event);
+  }
+  return true;
+}
+
+bool Processor::run_steps(const std::vector<CompiledStep>& steps, bool needs_json, const Message& msg,
+                          std::string& payload, std::string& error) {
+  prepare(msg);
+  if (needs_json && !parsed_) {
+    error = "payload is not JSON: " + json_error_;
+    return false;
+  }
+  Value event = parsed_ ? Value::json(&doc_, 0) : Value::null();
+  std::string where;
+  if (!apply_steps(steps, event, where, error)) {
+    error = where + ": " + error;
+    return false;
+  }
+  payload.clear();
+  if (steps.empty()) {
+    payload = msg.payload;
+    return true;
+  }
+  return encode_json(event, payload, error);
+}
+
+Result Processor::process_route(const RouteTable& table, uint32_t index, const Message& msg) {
+  prepare(msg);
+  return run_route(table, index, msg);
+}
+
+Result Processor::run_route(const RouteTable& table, uint32_t index, const Message& msg) {
+  const CompiledRoute& route = table.routes()[index];
+  Result r;
+  r.route = index;
+  auto fail = [&](FailureReason reason, std::string step, std::string error) {
+    r.outcome = Result::Outcome::Failed;
+    r.reason = reason;
+    r.step = std::move(step);
+    r.error = std::move(error);
+    r.outputs.clear();
+    return r;
+  };
+  if (static_cast<int64_t>(msg.payload.size()) > route.spec.max_payload_bytes) {
+    return fail(FailureReason::TooLarge, "source",
+                "payload of " + std::to_string(msg.payload.size()) + " bytes exceeds maxPayloadBytes " +
+                    std::to_string(route.spec.max_payload_bytes));
+  }
+  if (route.needs_json && !parsed_) {
+    return fail(FailureReason::NotJson, "source", "payload is not JSON: " + json_error_);
+  }
+  Value event = parsed_ ? Value::json(&doc_, 0) : Value::null();
+  activation_.set(kEvent, event);
+  if (route.filter) {
+    Value keep = route.filter->evaluate(activation_);
+    if (keep.is_error()) return fail(FailureReason::Filter, "filter", std::string(keep.text()));
+    if (keep.kind() != Kind::Bool) {
+      return fail(FailureReason::Filter, "filter",
+                  "filter returned " + std::string(cel::type_name(keep)) + ", not bool");
+    }
+    if (!keep.bool_value()) {
+      r.outcome = Result::Outcome::Filtered;
+      return r;
+    }
+  }
+  std::string where, error;
+  if (!apply_steps(route.steps, event, where, error)) {
+    return fail(FailureReason::Transform, where, error);
+  }
+  std::string payload;
+  if (route.steps.empty()) {
+    payload = msg.payload;
+  } else if (!encode_json(event, payload, error)) {
+    return fail(FailureReason::Encode, "transform", error);
+  }
+  for (size_t d = 0; d < route.destinations.size(); ++d) {
+    const CompiledDestination& dest = route.destinations[d];
+    std::string field = "destinations[" + std::to_string(d) + "]";
+    Published out;
+    out.jetstream = dest.jetstream;
+    for (size_t i = 0; i < dest.subject.exprs.size(); ++i) {
+      out.subject += dest.subject.literals[i];
+      Value part = dest.subject.exprs[i].evaluate(activation_);
+      if (part.is_error()) return fail(FailureReason::Destination, field + ".subject", std::string(part.text()));
+      if (!scalar_text(part, out.subject)) {
+        return fail(FailureReason::Destination, field + ".subject",
+                    "subject template produced " + std::string(cel::type_name(part)) +
+                        ", not a string or number");
+      }
+    }
+    out.subject += dest.subject.literals.back();
+    if (!dest.subject.exprs.empty()) {
+      std::string why;
+      if (!validate_subject(out.subject, false, &why)) {
+        return fail(FailureReason::Destination, field + ".subject", "rendered subject is invalid: " + why);
+      }
+    }
+    if (msg.headers != nullptr) out.headers = *msg.headers;
+    for (const auto& [name, program] : dest.headers) {
+      Value hv = program.evaluate(activation_);
+      std::string text;
+      if (hv.is_error()) return fail(FailureReason::Destination, field + ".headers." + name, std::string(hv.text()));
+      if (!scalar_text(hv, text)) {
+        return fail(FailureReason::Destination, field + ".headers." + name,
+                    "header value is " + std::string(cel::type_name(hv)) + ", not a string");
+      }
+      if (text.find_first_of("\r\n") != std::string::npos) {
+        return fail(FailureReason::Destination, field + ".headers." + name,
+                    "header value contains a line break");
+      }
+      bool replaced = false;
+      for (auto& h : out.headers) {
+        if (h.first == name) {
+          h.second = text;
+          replaced = true;
+        }
+      }
+      if (!replaced) out.headers.emplace_back(name, std::move(text));
+    }
+    out.payload = d + 1 == route.destinations.size() ? std::move(payload) : payload;
+    r.outputs.push_back(std::move(out));
+  }
+  r.outcome = Result::Outcome::Published;
+  return r;
+}
+
+void Processor::process(const RouteTable& table, const Message& msg, std::vector<Result>& out) {
+  matched_.clear();
+  table.match(msg.subject, matched_);
+  if (matched_.empty()) return;
+  prepare(msg);  // parse once, whatever the number of routes
+  for (uint32_t index : matched_) out.push_back(run_route(table, index, msg));
+}
+
+}  // namespace switchboard::route

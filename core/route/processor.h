@@ -1,0 +1,86 @@
+// Runs events through a route table: match, filter, transform, render destinations. One
+// Processor per thread; it reuses its buffers, so the steady state allocates little. It
+// never throws for a bad event: every failure is a Result with a bounded reason.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/cel/program.h"
+#include "core/json/document.h"
+#include "core/route/table.h"
+
+namespace switchboard::route {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+struct Message {
+  std::string_view subject;
+  const Headers* headers = nullptr;  // may be null
+  std::string_view payload;
+};
+
+// Reasons are metric label values: a fixed, small set.
+enum class FailureReason : uint8_t {
+  NotJson,        // the route reads the payload, and it is not JSON
+  TooLarge,       // over the route's maxPayloadBytes
+  Filter,         // the filter failed or did not return a bool
+  Transform,      // a step failed
+  Destination,    // a subject template or header failed
+  Encode,         // the result cannot be written as JSON (NaN, a non-string map key...)
+};
+std::string_view reason_label(FailureReason r);
+
+struct Published {
+  std::string subject;
+  Headers headers;
+  std::string payload;
+  bool jetstream = false;
+};
+
+struct Result {
+  enum class Outcome : uint8_t { Published, Filtered, Failed };
+  uint32_t route = 0;
+  Outcome outcome = Outcome::Failed;
+  FailureReason reason = FailureReason::Filter;
+  std::string step;   // where it failed: "filter", "transform[1].set.total", ...
+  std::string error;  // what failed
+  std::vector<Published> outputs;
+};
+
+class Processor {
+ public:
+  Processor();
+
+  // Runs every matching route; appends one Result per matched route.
+  void process(const RouteTable& table, const Message& msg, std::vector<Result>& out);
+  // Runs one route (a JetStream consumer belongs to one route).
+  Result process_route(const RouteTable& table, uint32_t route, const Message& msg);
+  // Runs a list of steps on a message alone, for transform tests. On success `payload`
+  // holds the output.
+  bool run_steps(const std::vector<CompiledStep>& steps, bool needs_json, const Message& msg,
+                 std::string& payload, std::string& error);
+
+  // Why the last payload did not parse as JSON (empty when it did).
+  const std::string& json_error() const { return json_error_; }
+
+ private:
+  void prepare(const Message& msg);
+  Result run_route(const RouteTable& table, uint32_t route, const Message& msg);
+  bool apply_steps(const std::vector<CompiledStep>& steps, cel::Value& event, std::string& where,
+                   std::string& error);
+
+  json::Document doc_;
+  bool parsed_ = false;
+  std::string json_error_;
+  cel::Activation activation_;
+  std::vector<uint32_t> matched_;
+};
+
+// Writes a value as JSON. Untouched JSON-backed values are copied byte for byte.
+bool encode_json(const cel::Value& v, std::string& out, std::string& error, int depth = 0);
+
+}  // namespace switchboard::route

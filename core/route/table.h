@@ -1,0 +1,88 @@
+// A compiled, immutable route table: every expression parsed and checked once, named
+// transforms inlined, source subjects in a trie. A table is built whole or not at all, so a
+// router can swap it in atomically and keep the old one when a new one is refused.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "core/cel/program.h"
+#include "core/route/spec.h"
+#include "core/route/subject.h"
+
+namespace switchboard::route {
+
+using FieldPath = std::vector<std::string>;
+
+struct CompiledStep {
+  StepSpec::Kind kind = StepSpec::Kind::Set;
+  std::string origin;  // "transform[1]" or "transform[1] (normalize.steps[0])", for errors
+  std::vector<std::pair<FieldPath, cel::Program>> set;
+  std::vector<FieldPath> remove;
+  std::vector<std::pair<FieldPath, FieldPath>> rename;
+  std::optional<cel::Program> payload;
+};
+
+// "orders.{{ event.region }}.large": literal parts around expressions.
+struct SubjectTemplate {
+  std::vector<std::string> literals;  // one more than exprs
+  std::vector<cel::Program> exprs;
+};
+
+struct CompiledDestination {
+  SubjectTemplate subject;
+  std::vector<std::pair<std::string, cel::Program>> headers;
+  bool jetstream = false;
+};
+
+struct CompiledRoute {
+  RouteSpec spec;
+  std::optional<cel::Program> filter;
+  std::vector<CompiledStep> steps;
+  std::vector<CompiledDestination> destinations;
+  bool needs_json = false;  // an expression reads `event`, or a step edits the payload
+};
+
+struct CompiledTransform {
+  TransformSpec spec;
+  std::vector<CompiledStep> steps;
+  bool needs_json = false;
+};
+
+class RouteTable {
+ public:
+  // Compiles every route and transform; on failure returns every error found.
+  static std::variant<std::shared_ptr<const RouteTable>, std::vector<SpecError>> compile(
+      RouteSet set, uint64_t generation, const cel::Limits& limits = {});
+
+  uint64_t generation() const { return generation_; }
+  // "sha256:<hex>" of the canonical JSON of the spec: equal specs, equal hashes.
+  const std::string& hash() const { return hash_; }
+  const std::string& canonical_json() const { return canonical_; }
+  const std::vector<CompiledRoute>& routes() const { return routes_; }
+  const std::vector<CompiledTransform>& transforms() const { return transforms_; }
+
+  // Indices of the routes whose source matches, in declaration order.
+  void match(std::string_view subject, std::vector<uint32_t>& out) const { trie_.match(subject, out); }
+
+ private:
+  uint64_t generation_ = 0;
+  std::string hash_;
+  std::string canonical_;
+  std::vector<CompiledRoute> routes_;
+  std::vector<CompiledTransform> transforms_;
+  SubjectTrie trie_;
+};
+
+// The spec as canonical JSON (fixed key order, defaults filled in): what the hash covers
+// and what the controller ships to routers.
+std::string canonical_json(const RouteSet& set);
+
+std::string sha256_hex(std::string_view data);
+
+}  // namespace switchboard::route
