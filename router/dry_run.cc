@@ -27,6 +27,26 @@ std::shared_ptr<const route::RouteTable> load(const std::string& path, std::ostr
     auto compiled = route::RouteTable::compile(std::move(set), 1);
     if (auto* t = std::get_if<std::shared_ptr<const route::RouteTable>>(&compiled)) return *t;
     errors = std::get<std::vector<route::SpecError>>(compiled);
+  } else {
+    // Still compile what loaded cleanly, so that one run lists every error: a typo in a
+    // field name and a typo in an expression show together.
+    // An unknown field leaves the rest of the object whole; other errors do not.
+    auto clean = [&](const std::string& object) {
+      return std::none_of(errors.begin(), errors.end(), [&](const route::SpecError& e) {
+        return e.object == object && e.message.rfind("unknown field", 0) != 0;
+      });
+    };
+    route::RouteSet partial;
+    for (auto& r : set.routes) {
+      if (clean("route '" + r.name + "'")) partial.routes.push_back(r);
+    }
+    for (auto& t : set.transforms) partial.transforms.push_back(t);
+    auto compiled = route::RouteTable::compile(std::move(partial), 1);
+    if (auto* more = std::get_if<std::vector<route::SpecError>>(&compiled)) {
+      for (auto& e : *more) {
+        if (e.field.find(".use") == std::string::npos || clean(e.object)) errors.push_back(std::move(e));
+      }
+    }
   }
   for (const auto& e : errors) err << "error: " << e.render() << "\n";
   err << errors.size() << " error" << (errors.size() == 1 ? "" : "s") << " in " << path << "\n";

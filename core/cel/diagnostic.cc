@@ -20,13 +20,16 @@ Diagnostic make_diagnostic(std::string_view source, uint32_t offset, std::string
 }
 
 std::string Diagnostic::render(std::string_view source) const {
+  return std::to_string(line) + ":" + std::to_string(column) + ": " + message + "\n" + excerpt(source);
+}
+
+std::string Diagnostic::excerpt(std::string_view source) const {
   size_t start = source.rfind('\n', offset == 0 ? 0 : offset - 1);
   start = (start == std::string_view::npos || offset == 0) ? 0 : start + 1;
   if (offset > 0 && offset <= source.size() && source[offset - 1] == '\n') start = offset;
   size_t end = source.find('\n', start);
   if (end == std::string_view::npos) end = source.size();
-  std::string out = std::to_string(line) + ":" + std::to_string(column) + ": " + message;
-  out += "\n | ";
+  std::string out = " | ";
   out += source.substr(start, end - start);
   out += "\n | ";
   out.append(column - 1, ' ');

@@ -17,6 +17,8 @@ struct Diagnostic {
 
   // "line:col: message\n | source line\n | ^"
   std::string render(std::string_view source) const;
+  // Only the source line and the caret under the spot: " | source line\n | ^".
+  std::string excerpt(std::string_view source) const;
 };
 
 // Fills line and column from offset.

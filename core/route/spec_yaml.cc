@@ -235,18 +235,19 @@ class Reader {
   }
 
   bool route(const YAML::Node& n, std::string name, const std::string& path, RouteSpec& r) {
+    if (!n.IsMap()) {
+      error(n, "route " + path, "", "expected a mapping");
+      return false;
+    }
+    bool ok = true;
+    if (path != "spec") ok &= string(n["name"], "route " + path, "name", name, true);
     std::string object = name.empty() ? "route " + path : "route '" + name + "'";
-    std::string prefix = path.empty() ? "" : path + ".";
     std::vector<std::string> allowed = {"router", "source", "filter", "transform",
                                         "destinations", "deadLetter", "maxPayloadBytes"};
     if (path != "spec") allowed.insert(allowed.begin(), "name");
-    if (!fields(n, object, path, allowed)) return false;
-    bool ok = true;
+    // Unknown fields are reported, and the rest is still read so every error shows.
+    ok &= fields(n, object, "", allowed);
     r.at = loc(n);
-    if (path != "spec") {
-      ok &= string(n["name"], object, prefix + "name", name, true);
-      object = "route '" + name + "'";
-    }
     r.name = name;
     ok &= string(n["router"], object, "router", r.router);
     const YAML::Node src = n["source"];
@@ -418,16 +419,17 @@ class Reader {
   }
 
   bool transform(const YAML::Node& n, std::string name, const std::string& path, TransformSpec& t) {
+    if (!n.IsMap()) {
+      error(n, "transform " + path, "", "expected a mapping");
+      return false;
+    }
+    bool ok = true;
+    if (path != "spec") ok &= string(n["name"], "transform " + path, "name", name, true);
     std::string object = name.empty() ? "transform " + path : "transform '" + name + "'";
     std::vector<std::string> allowed = {"steps", "tests"};
     if (path != "spec") allowed.insert(allowed.begin(), "name");
-    if (!fields(n, object, path, allowed)) return false;
-    bool ok = true;
+    ok &= fields(n, object, "", allowed);
     t.at = loc(n);
-    if (path != "spec") {
-      ok &= string(n["name"], object, "name", name, true);
-      object = "transform '" + name + "'";
-    }
     t.name = name;
     if (!n["steps"]) {
       error(n, object, "steps", "is required");

@@ -195,7 +195,7 @@ class Compiler {
         at.column = at.block_indent + static_cast<int>(whole.column);
       }
     }
-    errors_.push_back(SpecError{at, object, field, d.message, whole.render(e.text)});
+    errors_.push_back(SpecError{at, object, field, d.message, whole.excerpt(e.text)});
     return std::nullopt;
   }
 
