@@ -243,8 +243,17 @@ bool ge(int c) { return c >= 0; }
 
 Value fn_in(const Expr&, Value* a, size_t, EvalState&) {
   if (a[1].kind() == Kind::List) {
-    for (size_t i = 0; i < a[1].size(); ++i) {
-      if (equals(a[0], a[1].element(i))) return Value::boolean(true);
+    // Literal lists are owned: scan them in place, without a copy per event.
+    if (!a[1].is_json()) {
+      for (const Value& item : a[1].owned_list()) {
+        if (equals(a[0], item)) return Value::boolean(true);
+      }
+      return Value::boolean(false);
+    }
+    ValueList items;
+    a[1].elements(items);
+    for (const Value& item : items) {
+      if (equals(a[0], item)) return Value::boolean(true);
     }
     return Value::boolean(false);
   }

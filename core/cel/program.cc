@@ -284,8 +284,7 @@ Value comprehension(const Expr& e, Frame& f) {
   if (range.kind() == Kind::Map) {
     range.keys(items);
   } else {
-    items.reserve(range.size());
-    for (size_t i = 0; i < range.size(); ++i) items.push_back(range.element(i));
+    range.elements(items);
   }
   Value& var = f.locals[static_cast<uint32_t>(e.slot) - f.n_globals];
   Value saved = var;

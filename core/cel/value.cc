@@ -156,6 +156,20 @@ Value Value::element(size_t i) const {
   return owned_list()[i];
 }
 
+void Value::elements(ValueList& out) const {
+  out.clear();
+  if (doc_ != nullptr) {
+    out.reserve(doc_->node(node_).count);
+    uint32_t child = json::Document::first_child(node_);
+    for (uint32_t k = 0; k < doc_->node(node_).count; ++k) {
+      out.push_back(json(doc_, child));
+      child = doc_->node(child).next;
+    }
+    return;
+  }
+  out = owned_list();
+}
+
 namespace {
 
 // Map keys compare as numbers across int/uint/double, like CEL's heterogeneous equality.

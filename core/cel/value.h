@@ -85,6 +85,8 @@ class Value {
   Value element(size_t i) const;
   // Map lookup with CEL key equality (1 == 1u == 1.0); found=false when absent.
   Value find(const Value& key, bool& found) const;
+  // All list elements, in order; linear also for JSON-backed lists.
+  void elements(ValueList& out) const;
   // Map keys in iteration order.
   void keys(ValueList& out) const;
   // Owned containers (valid only when !is_json()).
