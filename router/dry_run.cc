@@ -160,7 +160,7 @@ int run_check(const DryRunOptions& opts, std::ostream& out, std::ostream& err) {
     err << "error: transform '" << r.transform << "', test '" << r.test << "': " << r.difference << "\n";
   }
   out << opts.routes_path << ": " << table->routes().size() << " routes, " << table->transforms().size()
-      << " transforms, " << (results.size() - static_cast<size_t>(failed)) << "/" << results.size()
+      << (table->transforms().size() == 1 ? " transform, " : " transforms, ") << (results.size() - static_cast<size_t>(failed)) << "/" << results.size()
       << " transform tests passed; table " << table->hash() << "\n";
   return failed == 0 ? 0 : 1;
 }
@@ -220,7 +220,12 @@ int run_test(const DryRunOptions& opts, std::istream& in, std::ostream& out, std
         std::string why = "source subject '" + spec.source.subject.text + "' matches";
         if (spec.filter) {
           why += "; filter '" + spec.filter->text + "' ";
+          // A payload refused as too large or not JSON never reaches the filter.
+          const bool refused = r.outcome == route::Result::Outcome::Failed &&
+                               (r.reason == route::FailureReason::NotJson ||
+                                r.reason == route::FailureReason::TooLarge);
           why += r.outcome == route::Result::Outcome::Filtered ? "returned false"
+                 : refused                                      ? "was not run"
                  : r.step == "filter"                           ? "failed"
                                                                 : "returned true";
         }

@@ -27,6 +27,47 @@ Value no_overload(std::string_view fn, const Value* args, size_t n) {
 
 namespace {
 
+// --- The step budget, for work proportional to the size of the data ---
+
+Value over_budget(const EvalState& st) {
+  return Value::error("evaluation exceeded its budget of " + std::to_string(st.max_steps) +
+                      " steps");
+}
+
+bool charge(EvalState& st, uint64_t n) {
+  if (st.exhausted || st.steps > st.max_steps || n > st.max_steps - st.steps) {
+    st.exhausted = true;
+    return false;
+  }
+  st.steps += n;
+  return true;
+}
+
+// Charges one step per element of a list or map, nested ones included, and per KiB of
+// text in them, and stops as soon as the budget is spent. Values share structure:
+// [1].map(a, [a, a]).map(a, [a, a])... builds in a few steps a list whose full traversal
+// (by ==, in, format) is exponential, and a list can hold one long string many times.
+bool charge_elements(const Value& v, EvalState& st) {
+  if (v.kind() == Kind::String || v.kind() == Kind::Bytes) return charge(st, v.text().size() / 1024);
+  if (v.kind() != Kind::List && v.kind() != Kind::Map) return true;
+  if (v.is_json()) {
+    // A JSON subtree is stored flat: its size is known without walking it.
+    const json::Node& n = v.json_doc()->node(v.json_node());
+    return charge(st, n.next - v.json_node() + (n.end - n.begin) / 1024);
+  }
+  if (!charge(st, v.size())) return false;
+  if (v.kind() == Kind::List) {
+    for (const Value& item : v.owned_list()) {
+      if (!charge_elements(item, st)) return false;
+    }
+  } else {
+    for (const auto& entry : v.owned_map()) {
+      if (!charge_elements(entry.first, st) || !charge_elements(entry.second, st)) return false;
+    }
+  }
+  return true;
+}
+
 // --- UTF-8 helpers: CEL string indices and sizes count code points. ---
 
 size_t utf8_len(unsigned char lead) {
@@ -118,10 +159,11 @@ Value fn_add(const Expr&, Value* a, size_t, EvalState& st) {
       case Kind::List: {
         if (a[0].size() + a[1].size() > st.max_string_bytes)
           return Value::error("list concatenation exceeds the size limit");
-        ValueList items;
-        items.reserve(a[0].size() + a[1].size());
-        for (size_t i = 0; i < a[0].size(); ++i) items.push_back(a[0].element(i));
-        for (size_t i = 0; i < a[1].size(); ++i) items.push_back(a[1].element(i));
+        // elements(), not element(i): on a JSON array the latter walks i siblings.
+        ValueList items, tail;
+        a[0].elements(items);
+        a[1].elements(tail);
+        items.insert(items.end(), tail.begin(), tail.end());
         return Value::list(std::move(items));
       }
       case Kind::Duration:
@@ -225,8 +267,21 @@ Value fn_mod(const Expr&, Value* a, size_t, EvalState&) {
 
 // --- Comparison ---
 
-Value fn_eq(const Expr&, Value* a, size_t, EvalState&) { return Value::boolean(equals(a[0], a[1])); }
-Value fn_ne(const Expr&, Value* a, size_t, EvalState&) { return Value::boolean(!equals(a[0], a[1])); }
+// Equality visits at most the elements of the left operand, and none when two containers
+// differ in size.
+bool charge_equality(const Value* a, EvalState& st) {
+  if (a[0].kind() == a[1].kind() && a[0].size() != a[1].size()) return true;
+  return charge_elements(a[0], st);
+}
+
+Value fn_eq(const Expr&, Value* a, size_t, EvalState& st) {
+  if (!charge_equality(a, st)) return over_budget(st);
+  return Value::boolean(equals(a[0], a[1]));
+}
+Value fn_ne(const Expr&, Value* a, size_t, EvalState& st) {
+  if (!charge_equality(a, st)) return over_budget(st);
+  return Value::boolean(!equals(a[0], a[1]));
+}
 
 template <bool (*Pred)(int)>
 Value relational(const Expr& e, Value* a, size_t, EvalState&) {
@@ -241,8 +296,10 @@ bool le(int c) { return c <= 0; }
 bool gt(int c) { return c > 0; }
 bool ge(int c) { return c >= 0; }
 
-Value fn_in(const Expr&, Value* a, size_t, EvalState&) {
+Value fn_in(const Expr&, Value* a, size_t, EvalState& st) {
   if (a[1].kind() == Kind::List) {
+    // Comparing with each element visits at most the elements of the list.
+    if (!charge_elements(a[1], st)) return over_budget(st);
     // Literal lists are owned: scan them in place, without a copy per event.
     if (!a[1].is_json()) {
       for (const Value& item : a[1].owned_list()) {
@@ -339,10 +396,13 @@ Value fn_ends_with(const Expr& e, Value* a, size_t, EvalState&) {
   return Value::boolean(a[0].text().ends_with(a[1].text()));
 }
 
-Value fn_matches(const Expr& e, Value* a, size_t, EvalState&) {
+Value fn_matches(const Expr& e, Value* a, size_t, EvalState& st) {
   if (!both_strings(a)) return no_overload(e.name, a, 2);
   re2::StringPiece text(a[0].text().data(), a[0].text().size());
   if (e.regex) return Value::boolean(RE2::PartialMatch(text, *e.regex));
+  // Compiling costs over 100 ns per byte of pattern, repeated on every call: a step per
+  // byte keeps a long pattern matched in a loop within the budget.
+  if (!charge(st, a[1].text().size())) return over_budget(st);
   RE2::Options opts;
   opts.set_log_errors(false);
   RE2 re(re2::StringPiece(a[1].text().data(), a[1].text().size()), opts);
@@ -537,11 +597,14 @@ Value fn_join(const Expr& e, Value* a, size_t n, EvalState& st) {
     return no_overload(e.name, a, n);
   std::string_view sep = n == 2 ? a[1].text() : std::string_view();
   std::string out;
-  for (size_t i = 0; i < a[0].size(); ++i) {
-    Value v = a[0].element(i);
-    if (v.kind() != Kind::String) return Value::error("join: list element is not a string");
+  ValueList items;
+  a[0].elements(items);
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (items[i].kind() != Kind::String) return Value::error("join: list element is not a string");
     if (i) out += sep;
-    out += v.text();
+    out += items[i].text();
+    // Checked as it grows: a list can hold the same long string many times over.
+    if (out.size() > st.max_string_bytes) break;
   }
   return check_size(std::move(out), st);
 }
@@ -584,18 +647,23 @@ Value fn_quote(const Expr& e, Value* a, size_t, EvalState&) {
 
 // --- format ---
 
-std::string format_plain(const Value& v, bool& ok);
+// Formats `v` as %s does. Stops early, leaving the result longer than `limit`, once it is:
+// a list can hold the same long string many times over, and the caller refuses the
+// result anyway.
+std::string format_plain(const Value& v, bool& ok, size_t limit);
 
-std::string format_plain_list(const Value& v, bool& ok) {
+std::string format_plain_list(const Value& v, bool& ok, size_t limit) {
   std::string out = "[";
-  for (size_t i = 0; i < v.size(); ++i) {
+  ValueList items;
+  v.elements(items);
+  for (size_t i = 0; i < items.size() && out.size() <= limit; ++i) {
     if (i) out += ", ";
-    out += format_plain(v.element(i), ok);
+    out += format_plain(items[i], ok, limit);
   }
   return out + "]";
 }
 
-std::string format_plain(const Value& v, bool& ok) {
+std::string format_plain(const Value& v, bool& ok, size_t limit) {
   switch (v.kind()) {
     case Kind::Null: return "null";
     case Kind::Bool: return v.bool_value() ? "true" : "false";
@@ -607,14 +675,17 @@ std::string format_plain(const Value& v, bool& ok) {
     case Kind::Type: return std::string(v.text());
     case Kind::Timestamp: return time::format_timestamp(v.time_value());
     case Kind::Duration: return time::format_duration(v.time_value());
-    case Kind::List: return format_plain_list(v, ok);
+    case Kind::List: return format_plain_list(v, ok, limit);
     case Kind::Map: {
       ValueList ks;
       v.keys(ks);
       std::vector<std::pair<std::string, std::string>> entries;
+      size_t total = 0;
       for (const Value& k : ks) {
         bool found = false;
-        entries.emplace_back(format_plain(k, ok), format_plain(v.find(k, found), ok));
+        entries.emplace_back(format_plain(k, ok, limit), format_plain(v.find(k, found), ok, limit));
+        total += entries.back().first.size() + entries.back().second.size();
+        if (total > limit) return std::string(total, ' ');
       }
       std::sort(entries.begin(), entries.end());
       std::string out = "{";
@@ -670,6 +741,7 @@ Value fn_format(const Expr& e, Value* a, size_t, EvalState& st) {
   if (a[0].kind() != Kind::String || a[1].kind() != Kind::List) return no_overload(e.name, a, 2);
   std::string_view f = a[0].text();
   const Value& args = a[1];
+  if (!charge_elements(args, st)) return over_budget(st);
   std::string out;
   size_t next = 0;
   for (size_t i = 0; i < f.size(); ++i) {
@@ -697,7 +769,7 @@ Value fn_format(const Expr& e, Value* a, size_t, EvalState& st) {
     switch (verb) {
       case 's': {
         bool ok = true;
-        out += format_plain(arg, ok);
+        out += format_plain(arg, ok, st.max_string_bytes);
         if (!ok) return Value::error("format: cannot format argument with %s");
         break;
       }

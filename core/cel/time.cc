@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <exception>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -126,11 +128,28 @@ int64_t be(const unsigned char* p, int n) {
   return static_cast<int64_t>(v);
 }
 
+// IANA names use these characters only. Anything else is refused before the name becomes a
+// path: a NUL would end the path early ("America/New_York\0x" would load New York), and
+// without '.' neither ".." nor the database's own index files can be reached.
+bool plausible_zone_name(std::string_view name) {
+  if (name.empty() || name.size() > 64 || name[0] == '/') return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '/' ||
+           c == '_' || c == '-' || c == '+';
+  });
+}
+
 std::shared_ptr<const Zone> load_zone(const std::string& name) {
-  if (name.empty() || name.find("..") != std::string::npos || name[0] == '/') return nullptr;
+  if (!plausible_zone_name(name)) return nullptr;
   std::ifstream in("/usr/share/zoneinfo/" + name, std::ios::binary);
   if (!in) return nullptr;
-  std::vector<unsigned char> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<unsigned char> data;
+  try {
+    // A directory ("America") opens, and libstdc++ then throws on the first read.
+    data.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  } catch (const std::exception&) {
+    return nullptr;
+  }
   auto header = [&](size_t at, int64_t counts[6]) {
     if (data.size() < at + 44 || data[at] != 'T' || data[at + 1] != 'Z' || data[at + 2] != 'i' ||
         data[at + 3] != 'f') {
@@ -185,7 +204,9 @@ std::shared_ptr<const Zone> zone_named(std::string_view name) {
   auto it = cache.find(name);
   if (it != cache.end()) return it->second;
   auto zone = load_zone(std::string(name));
-  cache.emplace(std::string(name), zone);
+  // Only zones that exist are remembered: names come from events, and caching every
+  // unknown one would grow the cache without bound.
+  if (zone) cache.emplace(std::string(name), zone);
   return zone;
 }
 

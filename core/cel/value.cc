@@ -231,9 +231,10 @@ Value Value::detach() const {
     case Kind::Double:
       return dbl(s_.d);
     case Kind::List: {
+      // elements(), not element(i): on a JSON array the latter walks i siblings.
       ValueList items;
-      items.reserve(size());
-      for (size_t i = 0; i < size(); ++i) items.push_back(element(i).detach());
+      elements(items);
+      for (Value& item : items) item = item.detach();
       return list(std::move(items));
     }
     case Kind::Map: {
@@ -355,8 +356,14 @@ bool equals(const Value& a, const Value& b) {
     case Kind::List: {
       size_t n = a.size();
       if (n != b.size()) return false;
+      // element(i) walks i siblings of a JSON array: such a list is listed once instead.
+      ValueList xs, ys;
+      if (a.is_json()) a.elements(xs);
+      if (b.is_json()) b.elements(ys);
+      const ValueList& left = a.is_json() ? xs : a.owned_list();
+      const ValueList& right = b.is_json() ? ys : b.owned_list();
       for (size_t i = 0; i < n; ++i) {
-        if (!equals(a.element(i), b.element(i))) return false;
+        if (!equals(left[i], right[i])) return false;
       }
       return true;
     }
@@ -421,9 +428,11 @@ std::string debug_string(const Value& v) {
       return "b\"" + std::string(v.text()) + "\"";
     case Kind::List: {
       std::string out = "[";
-      for (size_t i = 0; i < v.size(); ++i) {
+      ValueList items;
+      v.elements(items);
+      for (size_t i = 0; i < items.size(); ++i) {
         if (i) out += ", ";
-        out += debug_string(v.element(i));
+        out += debug_string(items[i]);
       }
       return out + "]";
     }

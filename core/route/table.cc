@@ -179,9 +179,12 @@ class Compiler {
       : limits_(limits), errors_(errors) {}
 
   // Compiles one expression; records a positioned error on failure.
+  // Only [offset, end) of the text is the expression; the rest is kept for the snippet.
   std::optional<cel::Program> expr(const Located& e, const std::string& object,
-                                   const std::string& field, size_t offset = 0) {
-    auto r = cel::Program::compile(e.text.substr(offset), cel::Environment::routing(), limits_);
+                                   const std::string& field, size_t offset = 0,
+                                   size_t end = std::string::npos) {
+    auto r = cel::Program::compile(std::string_view(e.text).substr(offset, end - offset),
+                                   cel::Environment::routing(), limits_);
     if (auto* p = std::get_if<cel::Program>(&r)) return std::move(*p);
     const auto& d = std::get<cel::Diagnostic>(r);
     // Positions count from the start of the YAML scalar.
@@ -217,7 +220,7 @@ class Compiler {
   }
 
   bool steps(const std::vector<StepSpec>& in, const std::string& object, const std::string& prefix,
-             const std::map<std::string, const TransformSpec*>* named, std::vector<CompiledStep>& out,
+             const std::map<std::string, const CompiledTransform*>* named, std::vector<CompiledStep>& out,
              bool& needs_json, const std::string& origin_suffix = "") {
     bool ok = true;
     for (size_t i = 0; i < in.size(); ++i) {
@@ -239,14 +242,14 @@ class Compiler {
           ok = false;
           continue;
         }
-        for (size_t k = 0; k < it->second->steps.size(); ++k) {
-          std::vector<CompiledStep> one;
-          ok &= steps({it->second->steps[k]}, "transform '" + s.use + "'", "steps", nullptr, one,
-                      needs_json, "");
-          for (auto& c : one) {
-            c.origin = field + " (" + s.use + ".steps[" + std::to_string(k) + "])";
-            out.push_back(std::move(c));
-          }
+        // The transform's own compilation reported its mistakes, once and at their own step
+        // index; compiling it again for each route that uses it would repeat them.
+        const CompiledTransform& t = *it->second;
+        needs_json = needs_json || t.needs_json;
+        for (const CompiledStep& step : t.steps) {
+          CompiledStep c = step;
+          c.origin = field + " (" + s.use + "." + step.origin + ")";
+          out.push_back(std::move(c));
         }
         continue;
       }
@@ -320,8 +323,7 @@ class Compiler {
         error(s.at, object, field, "'{{' without a closing '}}' in subject template");
         return false;
       }
-      std::string code = t.substr(0, close);
-      auto prog = expr(Located{code, s.at}, object, field, open + 2);
+      auto prog = expr(s, object, field, open + 2, close);
       if (prog) {
         needs_json = needs_json || prog->references(kEvent);
         out.literals.push_back(std::move(literal));
@@ -360,14 +362,15 @@ std::variant<std::shared_ptr<const RouteTable>, std::vector<SpecError>> RouteTab
   table->canonical_ = route::canonical_json(set);
   table->hash_ = "sha256:" + sha256_hex(table->canonical_);
 
-  std::map<std::string, const TransformSpec*> named;
-  for (const auto& t : set.transforms) named[t.name] = &t;
   for (const auto& t : set.transforms) {
     CompiledTransform ct;
     ct.spec = t;
     c.steps(t.steps, "transform '" + t.name + "'", "steps", nullptr, ct.steps, ct.needs_json);
     table->transforms_.push_back(std::move(ct));
   }
+  // Taken once transforms_ stops growing, so the pointers stay valid.
+  std::map<std::string, const CompiledTransform*> named;
+  for (const auto& ct : table->transforms_) named[ct.spec.name] = &ct;
   std::set<std::string> names;
   for (const auto& r : set.routes) {
     CompiledRoute cr;

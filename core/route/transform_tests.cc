@@ -16,8 +16,15 @@ std::string diff_nodes(const json::Document& a, uint32_t x, const json::Document
   };
   if (na.type != nb.type) return describe();
   switch (na.type) {
-    case json::Type::Number:
+    case json::Type::Number: {
+      // Integers past 2^53 can differ where their doubles do not, and a mangled 64-bit id
+      // must fail the test.
+      int64_t si = 0, sj = 0;
+      uint64_t ui = 0, uj = 0;
+      if (a.int64_value(x, si) && b.int64_value(y, sj)) return si == sj ? "" : describe();
+      if (a.uint64_value(x, ui) && b.uint64_value(y, uj)) return ui == uj ? "" : describe();
       return a.number_value(x) == b.number_value(y) ? "" : describe();
+    }
     case json::Type::String:
       return a.string_value(x) == b.string_value(y) ? "" : describe();
     case json::Type::Array: {
