@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <unordered_map>
 
 #include "core/json/document.h"
 
@@ -243,12 +244,22 @@ Value Value::detach() const {
         for (const auto& [k, v] : owned_map()) entries.emplace_back(k.detach(), v.detach());
         return map(std::move(entries));
       }
+      // A key may repeat in JSON, and lookups see its last value (Document::find_member).
+      // An owned map must have unique keys, and first-match lookups: keep each key once,
+      // at its first position, with its last value.
       MapEntries entries;
+      std::unordered_map<std::string_view, size_t> position;
       uint32_t child = json::Document::first_child(node_);
       for (uint32_t k = 0; k < doc_->node(node_).count; ++k) {
         uint32_t value_node = doc_->node(child).next;
-        entries.emplace_back(string(std::string(doc_->string_value(child))),
-                             json(doc_, value_node).detach());
+        std::string_view key = doc_->string_value(child);
+        Value value = json(doc_, value_node).detach();
+        auto [it, first] = position.emplace(key, entries.size());
+        if (first) {
+          entries.emplace_back(string(std::string(key)), std::move(value));
+        } else {
+          entries[it->second].second = std::move(value);
+        }
         child = doc_->node(value_node).next;
       }
       return map(std::move(entries));

@@ -50,6 +50,7 @@ class Reader {
     l.file = file_;
     YAML::Mark m = n.Mark();
     if (m.line < 0) return l;
+    m.line += line_offset_;
     l.line = m.line + 1;
     l.column = m.column + 1;
     if (static_cast<size_t>(m.line) < lines_.size()) {
@@ -514,8 +515,9 @@ class Reader {
 
   bool object(const YAML::Node& doc, RouteSet& out) {
     std::string kind, api, name;
-    bool ok = string(doc["kind"], "", "kind", kind, true) &
-              string(doc["apiVersion"], "", "apiVersion", api, true);
+    // Both are checked, so that both errors show.
+    bool ok = string(doc["kind"], "", "kind", kind, true);
+    ok = string(doc["apiVersion"], "", "apiVersion", api, true) && ok;
     if (!ok) return false;
     if (api != "switchboard.dev/v1alpha1") {
       error(doc["apiVersion"], "", "apiVersion", "expected switchboard.dev/v1alpha1, found " + api);
@@ -553,24 +555,91 @@ class Reader {
   std::string file_;
   std::vector<SpecError>& errors_;
   std::vector<std::string> lines_;
+
+ public:
+  // Documents are parsed one at a time; marks count from the document's first line.
+  int line_offset_ = 0;
 };
+
+// yaml-cpp 0.7's LoadAll never returns on some inputs (a file holding just "," allocates
+// until memory runs out), while Load on one document does. So documents are split here, at
+// "---" and "..." lines, and each is loaded alone. Returns (first line, text) pairs.
+std::vector<std::pair<int, std::string>> split_documents(std::string_view text) {
+  std::vector<std::pair<int, std::string>> docs;
+  std::string current;
+  int start = 0, line_no = 0;
+  size_t i = 0;
+  while (i <= text.size()) {
+    size_t end = text.find('\n', i);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(i, end - i);
+    bool marker = line.substr(0, 3) == "---" || line.substr(0, 3) == "...";
+    marker = marker && (line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r');
+    if (marker) {
+      if (current.find_first_not_of(" \t\r\n") != std::string::npos) docs.emplace_back(start, current);
+      current.clear();
+      start = line_no + 1;
+      if (line.substr(0, 3) == "---" && line.size() > 4) {
+        // Content after "--- " belongs to the new document, on its first line.
+        current.assign(line.size(), ' ');
+        current.replace(4, std::string::npos, line.substr(4));
+        start = line_no;
+        current += '\n';
+      }
+    } else {
+      current += line;
+      // The last segment has no newline of its own; adding one would move end-of-file
+      // errors down a line.
+      if (end != text.size()) current += '\n';
+    }
+    if (end == text.size()) break;
+    i = end + 1;
+    ++line_no;
+  }
+  if (current.find_first_not_of(" \t\r\n") != std::string::npos) docs.emplace_back(start, current);
+  return docs;
+}
+
+// Names, keys and expressions end up in JSON (the canonical table, payloads): the input
+// must be UTF-8. Returns the 1-based line of the first invalid byte, or 0.
+int invalid_utf8_line(std::string_view text) {
+  if (json::valid_utf8(text)) return 0;
+  int line = 1;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t end = text.find('\n', i);
+    if (end == std::string_view::npos) end = text.size();
+    if (!json::valid_utf8(text.substr(i, end - i))) return line;
+    i = end + 1;
+    ++line;
+  }
+  return line;
+}
 
 }  // namespace
 
 bool load_yaml(std::string_view text, const std::string& file, RouteSet& out,
                std::vector<SpecError>& errors) {
   size_t before = errors.size();
-  Reader reader(text, file, errors);
-  std::vector<YAML::Node> docs;
-  try {
-    docs = YAML::LoadAll(std::string(text));
-  } catch (const YAML::Exception& e) {
-    Location l{file, e.mark.line + 1, e.mark.column + 1};
-    errors.push_back(SpecError{l, "", "", "invalid YAML: " + e.msg, ""});
+  if (int bad = invalid_utf8_line(text)) {
+    errors.push_back(SpecError{Location{file, bad, 1}, "", "", "the file is not valid UTF-8", ""});
     return false;
   }
+  Reader reader(text, file, errors);
   bool ok = true;
-  for (const auto& d : docs) ok &= reader.document(d, out);
+  for (const auto& [first_line, doc_text] : split_documents(text)) {
+    YAML::Node doc;
+    try {
+      doc = YAML::Load(doc_text);
+    } catch (const YAML::Exception& e) {
+      Location l{file, e.mark.line + first_line + 1, e.mark.column + 1};
+      errors.push_back(SpecError{l, "", "", "invalid YAML: " + e.msg, ""});
+      ok = false;
+      continue;
+    }
+    reader.line_offset_ = first_line;
+    ok &= reader.document(doc, out);
+  }
   // Names must be unique: they key metrics, consumers and errors.
   std::set<std::string> seen;
   for (const auto& r : out.routes) {
@@ -604,6 +673,11 @@ bool load_yaml_file(const std::string& path, RouteSet& out, std::vector<SpecErro
 bool load_route_spec_yaml(std::string_view text, const std::string& name, RouteSpec& out,
                           std::vector<SpecError>& errors) {
   size_t before = errors.size();
+  if (int bad = invalid_utf8_line(text)) {
+    errors.push_back(SpecError{Location{"", bad, 1}, "route '" + name + "'", "spec",
+                               "the spec is not valid UTF-8", ""});
+    return false;
+  }
   Reader reader(text, "", errors);
   YAML::Node spec;
   try {

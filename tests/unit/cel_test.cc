@@ -941,5 +941,24 @@ TEST(CelRegressions, ScanningLongStringsIsCharged) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
 }
 
+// Found by fuzzing: detach() copied both members of a repeated JSON key into an owned map,
+// whose lookups take the first match, while lookups in the document take the last.
+TEST(CelRegressions, DetachKeepsTheLastValueOfARepeatedKey) {
+  json::Document doc;
+  ASSERT_TRUE(doc.parse(R"({"items": [{"price": 5.5, "qty": 3.5, "qty": 3}], "a": 1, "b": 2, "a": 4})"));
+  const Value event = Value::json(&doc, 0);
+  EXPECT_TRUE(True("event.items[0].qty == 3 && event.a == 4", WithEvent(event)));
+  const Value detached = event.detach();
+  ASSERT_FALSE(detached.is_json());
+  const MapEntries& entries = detached.owned_map();
+  ASSERT_EQ(entries.size(), 3u);
+  EXPECT_EQ(entries[0].first.text(), "items");
+  EXPECT_EQ(entries[1].first.text(), "a");
+  EXPECT_EQ(entries[1].second.double_value(), 4.0);
+  EXPECT_EQ(entries[2].first.text(), "b");
+  EXPECT_TRUE(True("event.items[0].qty == 3 && event.a == 4 && size(event.items[0]) == 2",
+                   WithEvent(detached)));
+}
+
 }  // namespace
 }  // namespace switchboard::cel

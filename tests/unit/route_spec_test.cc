@@ -816,4 +816,28 @@ TEST(SpecError, Render) {
 }
 
 }  // namespace
+// Regression: yaml-cpp 0.7's LoadAll never returned on a file holding just ",", allocating
+// until memory ran out (found by tests/fuzz/route_fuzz.cc). Documents are now loaded one
+// at a time.
+TEST(LoadYaml, LoneCommaDoesNotHang) {
+  Loaded l = Load(",");
+  EXPECT_TRUE(l.ok);
+  EXPECT_TRUE(l.errors.empty());
+}
+
+// Regression: bytes that are not UTF-8 reached the canonical JSON of the table.
+TEST(LoadYaml, RefusesInvalidUtf8) {
+  EXPECT_EQ(Errors("routes:\n  - name: caf\xe9\n"),
+            (std::vector<std::string>{"routes.yaml:2:1 [] : the file is not valid UTF-8"}));
+}
+
+TEST(LoadYaml, LineNumbersCountAcrossDocuments) {
+  EXPECT_EQ(Errors("apiVersion: switchboard.dev/v1alpha1\nkind: EventTransform\n"
+                   "metadata: {name: t}\nspec: {steps: [{set: {a: '1'}}]}\n---\n"
+                   "apiVersion: switchboard.dev/v1alpha1\nkind: EventRoute\nmetadata: {name: r}\n"
+                   "spec:\n  source: {subject: a}\n  filtr: x\n  destinations: [{subject: b}]\n"),
+            (std::vector<std::string>{
+                "routes.yaml:11:3 [route 'r'] filtr: unknown field 'filtr' (did you mean 'filter'?)"}));
+}
+
 }  // namespace switchboard::route
