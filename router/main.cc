@@ -1,16 +1,19 @@
-// switchboard-router: the data plane binary. Today it carries the dry-run commands; `run`
-// (NATS in, routes, NATS out) lands with the router data plane.
+// switchboard-router: the data plane binary. `run` moves events between NATS subjects;
+// `check` and `test` try routes on a laptop with the same routing core.
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "router/dry_run.h"
+#include "router/run.h"
 
 namespace {
 
 constexpr const char* kUsage = R"(usage: switchboard-router COMMAND [OPTIONS]
 
 commands:
+  run   --routes FILE --nats URL ...      route events between NATS subjects (run --help)
   check --routes FILE                  validate routes and transforms, run the transform tests
   test  --routes FILE [--events FILE] [--explain]
                                        route events (JSON Lines, stdin by default) and print
@@ -28,6 +31,20 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   std::string command = argv[1];
+  if (command == "run") {
+    std::vector<std::string> args(argv + 2, argv + argc);
+    if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+      std::cout << switchboard::router::kRunUsage;
+      return 0;
+    }
+    switchboard::router::RunOptions run;
+    std::string error;
+    if (!switchboard::router::parse_run_options(args, run, error)) {
+      std::cerr << "error: " << error << "\n" << switchboard::router::kRunUsage;
+      return 2;
+    }
+    return switchboard::router::run_router(run);
+  }
   DryRunOptions opts;
   if (const char* e = std::getenv("SWITCHBOARD_ROUTES")) opts.routes_path = e;
   if (const char* e = std::getenv("SWITCHBOARD_EVENTS")) opts.events_path = e;

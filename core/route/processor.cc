@@ -15,26 +15,6 @@ namespace {
 constexpr int kEvent = 0, kSubject = 1, kHeaders = 2;  // slots in Environment::routing()
 constexpr int kMaxEncodeDepth = 128;
 
-void append_base64(std::string& out, std::string_view in) {
-  static const char* kChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
-                 static_cast<unsigned char>(in[i + 2]);
-    out += kChars[v >> 18];
-    out += kChars[(v >> 12) & 63];
-    out += kChars[(v >> 6) & 63];
-    out += kChars[v & 63];
-  }
-  if (i < in.size()) {
-    uint32_t v = static_cast<unsigned char>(in[i]) << 16;
-    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-    out += kChars[v >> 18];
-    out += kChars[(v >> 12) & 63];
-    out += i + 1 < in.size() ? kChars[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-}
 
 // Text of a scalar used in a subject or a header.
 bool scalar_text(const Value& v, std::string& out) {
@@ -136,6 +116,27 @@ std::string dotted(const FieldPath& p) {
 }
 
 }  // namespace
+
+void append_base64(std::string& out, std::string_view in) {
+  static const char* kChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+                 static_cast<unsigned char>(in[i + 2]);
+    out += kChars[v >> 18];
+    out += kChars[(v >> 12) & 63];
+    out += kChars[(v >> 6) & 63];
+    out += kChars[v & 63];
+  }
+  if (i < in.size()) {
+    uint32_t v = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+    out += kChars[v >> 18];
+    out += kChars[(v >> 12) & 63];
+    out += i + 1 < in.size() ? kChars[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+}
 
 std::string_view reason_label(FailureReason r) {
   switch (r) {

@@ -80,6 +80,9 @@ class Processor {
   std::vector<uint32_t> matched_;
 };
 
+// Appends standard base64 (with padding): how bytes travel inside JSON.
+void append_base64(std::string& out, std::string_view in);
+
 // Writes a value as JSON. Untouched JSON-backed values are copied byte for byte.
 bool encode_json(const cel::Value& v, std::string& out, std::string& error, int depth = 0);
 

@@ -844,9 +844,11 @@ TEST(CelPrograms, ConstantAndReuse) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Regressions: values share structure, so a few steps can build a value whose full
-// traversal is exponential in the number of steps. Traversals must stay within the budget.
+// Regressions: work proportional to the size of the data must be charged to the budget.
+// Values share structure, so a few steps can build a value whose full traversal is
+// exponential in the number of steps.
 
+// [1] nested `levels` deep, each level holding the one below twice: 2^levels leaves.
 std::string Doubling(int levels) {
   std::string out = "[1]";
   for (int i = 0; i < levels; ++i) out += ".map(a, [a, a])";
@@ -913,7 +915,8 @@ TEST(CelRegressions, StringCopiesAreCharged) {
   EXPECT_TRUE(True(Range(100) + ".map(x, 'abc' + string(x)).size() == 100"));
 }
 
-// 'x' doubled `levels` times: a string of 2^levels bytes, in a few steps.
+// A one-element list holding `seed` (a one-byte string) doubled `levels` times: 2^levels
+// bytes, built in a few steps.
 std::string LongString(const std::string& seed, int levels) {
   std::string out = "[" + seed + "]";
   for (int i = 0; i < levels; ++i) out += ".map(a, a + a)";

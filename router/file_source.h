@@ -1,0 +1,45 @@
+// Route tables from a file: loaded at start and again whenever the file changes (it is
+// polled, which also works for Kubernetes' symlink-swapped ConfigMap volumes). Every new
+// content is compiled whole; the router applies it or keeps the running table.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "core/route/table.h"
+
+namespace switchboard::router {
+
+class FileSource {
+ public:
+  using Apply = std::function<void(std::shared_ptr<const route::RouteTable>)>;
+  using Reject = std::function<void(uint64_t generation, const std::string& error)>;
+
+  FileSource(std::string path, int64_t poll_ms, Apply apply, Reject reject);
+  ~FileSource();
+
+  // Loads the file once now; then polls in the background until stop().
+  void start();
+  void stop();
+  // Checks the file now (tests and SIGHUP); true when it changed.
+  bool poll();
+
+ private:
+  std::string path_;
+  int64_t poll_ms_;
+  Apply apply_;
+  Reject reject_;
+  std::string last_content_hash_;
+  uint64_t generation_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace switchboard::router

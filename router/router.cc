@@ -1,0 +1,302 @@
+#include "router/router.h"
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <set>
+
+#include "core/json/document.h"
+#include "core/route/dead_letter.h"
+
+namespace switchboard::router {
+
+std::string now_rfc3339() {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return buf;
+}
+
+Router::Router(RouterConfig config, NatsClient& nats, RouterEvents& events)
+    : config_(std::move(config)), nats_(nats), events_(events), started_(std::chrono::steady_clock::now()) {}
+
+Router::~Router() { stop(); }
+
+// NATS delivers a message once per queue group name, even across different subjects: two
+// routes sharing one group would split events between them. So each route has a group of
+// its own, shared only by the replicas of the fleet.
+std::string Router::queue_for(const route::RouteSpec& spec) const {
+  return spec.source.queue_group.empty() ? config_.name + "." + spec.name : spec.source.queue_group;
+}
+
+bool Router::apply(std::shared_ptr<const route::RouteTable> table, std::string& error) {
+  std::set<SourceKey> wanted;
+  for (const auto& r : table->routes()) {
+    if (!r.spec.source.jetstream) wanted.insert(SourceKey{r.spec.source.subject.text, queue_for(r.spec)});
+  }
+  std::unique_lock lock(mu_);
+  // Subscribe to new sources before the swap, drop old ones after it: an event on a
+  // source present in both tables is never missed.
+  for (const auto& key : wanted) {
+    if (subscriptions_.count(key)) continue;
+    std::string sub_error;
+    uint64_t id = nats_.subscribe(
+        key.subject, key.queue, [this, key](const NatsMessage& m) { on_message(key, m); }, sub_error);
+    if (id == 0) {
+      error = sub_error;
+      lock.unlock();
+      reject(table->generation(), error);
+      return false;
+    }
+    subscriptions_[key] = id;
+  }
+  std::atomic_store(&table_, std::move(table));
+  auto current = std::atomic_load(&table_);
+  for (auto it = subscriptions_.begin(); it != subscriptions_.end();) {
+    if (wanted.count(it->first)) {
+      ++it;
+      continue;
+    }
+    nats_.unsubscribe(it->second);
+    it = subscriptions_.erase(it);
+  }
+  reconcile_consumers(*current);
+  status_.generation = current->generation();
+  status_.hash = current->hash();
+  status_.state = "applied";
+  status_.error.clear();
+  lock.unlock();
+  events_.table_applied(current->generation(), current->hash());
+  send_heartbeat();
+  return true;
+}
+
+void Router::reject(uint64_t generation, const std::string& error) {
+  {
+    std::lock_guard lock(mu_);
+    status_.state = "rejected";
+    status_.error = "generation " + std::to_string(generation) + ": " + error;
+  }
+  events_.table_rejected(error);
+  send_heartbeat();
+}
+
+void Router::on_message(const SourceKey& key, const NatsMessage& m) {
+  // The table is read once per event: an event finishes on the table it started with.
+  std::shared_ptr<const route::RouteTable> table = std::atomic_load(&table_);
+  if (!table) return;
+  route::Message msg{m.subject, m.headers, m.data};
+  const auto& routes = table->routes();
+  for (uint32_t i = 0; i < routes.size(); ++i) {
+    const auto& spec = routes[i].spec;
+    if (!spec.source.jetstream && spec.source.subject.text == key.subject && queue_for(spec) == key.queue) {
+      deliver(*table, i, msg, Delivery{});
+    }
+  }
+}
+
+void Router::reconcile_consumers(const route::RouteTable& table) {
+  std::set<std::string> keep;
+  for (const auto& r : table.routes()) {
+    if (!r.spec.source.jetstream) continue;
+    const std::string& name = r.spec.name;
+    keep.insert(name);
+    std::string fp = JetStreamConsumer::fingerprint(r.spec.source.subject.text, *r.spec.source.jetstream);
+    auto it = consumers_.find(name);
+    if (it != consumers_.end() && it->second.fingerprint == fp) continue;
+    if (it != consumers_.end()) it->second.worker->stop();
+    auto worker = std::make_unique<JetStreamConsumer>(
+        nats_, name, r.spec.source.subject.text, *r.spec.source.jetstream,
+        [this, name](const JetStreamDelivery& d) {
+          // The route is looked up in the table current for this message: a reload
+          // between two batches applies to the next one.
+          auto t = std::atomic_load(&table_);
+          if (t) {
+            for (uint32_t i = 0; i < t->routes().size(); ++i) {
+              if (t->routes()[i].spec.name != name) continue;
+              route::Message msg{d.message.subject, d.message.headers, d.message.data};
+              return deliver(*t, i, msg, Delivery{true, d.attempts, d.last_attempt, d.id_base});
+            }
+          }
+          return Disposition::Retry;
+        },
+        [this](const std::string& route_name, const std::string& error) { events_.warning(route_name, error); });
+    worker->start();
+    consumers_[name] = Consumer{fp, std::move(worker)};
+  }
+  for (auto it = consumers_.begin(); it != consumers_.end();) {
+    if (keep.count(it->first)) {
+      ++it;
+      continue;
+    }
+    it->second.worker->stop();
+    it = consumers_.erase(it);
+  }
+}
+
+void Router::dead_letter(const route::RouteSpec& spec, const route::Result& r, const route::Message& msg,
+                         uint64_t attempts) {
+  if (!spec.dead_letter) return;
+  std::string envelope = route::dead_letter_envelope(spec.name, r, msg, static_cast<int64_t>(attempts),
+                                                     now_rfc3339());
+  std::string error;
+  route::Headers headers{{"switchboard-route", spec.name},
+                         {"switchboard-reason", std::string(route::reason_label(r.reason))}};
+  if (nats_.publish(*spec.dead_letter, headers, envelope, error)) {
+    totals_.dead_lettered.fetch_add(1, std::memory_order_relaxed);
+    events_.dead_lettered(spec.name);
+  } else {
+    events_.failed(spec.name, route::FailureReason::Destination, "deadLetter", error);
+  }
+}
+
+Disposition Router::deliver(const route::RouteTable& table, uint32_t index, const route::Message& msg,
+                            const Delivery& how) {
+  thread_local route::Processor processor;
+  const auto& spec = table.routes()[index].spec;
+  auto t0 = std::chrono::steady_clock::now();
+  totals_.received.fetch_add(1, std::memory_order_relaxed);
+  events_.received(spec.name);
+  route::Result r = processor.process_route(table, index, msg);
+  Disposition disposition = Disposition::Ack;
+  if (r.outcome == route::Result::Outcome::Published) {
+    for (size_t i = 0; i < r.outputs.size(); ++i) {
+      const auto& out = r.outputs[i];
+      std::string error;
+      bool ok = out.jetstream
+                    ? nats_.js_publish(out.subject, out.headers, out.payload,
+                                       how.id_base.empty() ? std::string() : how.id_base + ":" + std::to_string(i),
+                                       5000, error)
+                    : nats_.publish(out.subject, out.headers, out.payload, error);
+      if (!ok) {
+        r.outcome = route::Result::Outcome::Failed;
+        r.reason = route::FailureReason::Destination;
+        r.step = "destinations[" + std::to_string(i) + "]";
+        r.error = error;
+        // A publish can succeed next time: let JetStream redeliver while attempts remain.
+        if (how.jetstream && !how.last_attempt) disposition = Disposition::Retry;
+        break;
+      }
+    }
+  }
+  switch (r.outcome) {
+    case route::Result::Outcome::Published:
+      totals_.published.fetch_add(1, std::memory_order_relaxed);
+      events_.published(spec.name, r.outputs.size());
+      break;
+    case route::Result::Outcome::Filtered:
+      totals_.filtered.fetch_add(1, std::memory_order_relaxed);
+      events_.filtered(spec.name);
+      break;
+    case route::Result::Outcome::Failed:
+      totals_.failed.fetch_add(1, std::memory_order_relaxed);
+      events_.failed(spec.name, r.reason, r.step, r.error);
+      // A failure of the event itself (not JSON, a filter or transform error) would fail
+      // the same way again: it is dead-lettered at once rather than retried.
+      if (disposition == Disposition::Ack) dead_letter(spec, r, msg, how.attempts);
+      break;
+  }
+  events_.processed(spec.name,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return disposition;
+}
+
+std::string Router::heartbeat_json() const {
+  TableStatus s = status();
+  std::string out = "{\"pod\":";
+  json::append_quoted(out, config_.pod);
+  out += ",\"router\":";
+  json::append_quoted(out, config_.name);
+  out += ",\"namespace\":";
+  json::append_quoted(out, config_.ns);
+  out += ",\"generation\":" + std::to_string(s.generation) + ",\"hash\":";
+  json::append_quoted(out, s.hash);
+  out += ",\"state\":";
+  json::append_quoted(out, s.state);
+  if (!s.error.empty()) {
+    out += ",\"error\":";
+    json::append_quoted(out, s.error);
+  }
+  auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
+  out += ",\"uptimeSeconds\":" + std::to_string(uptime.count());
+  out += ",\"counters\":{\"received\":" + std::to_string(totals_.received.load()) +
+         ",\"published\":" + std::to_string(totals_.published.load()) +
+         ",\"filtered\":" + std::to_string(totals_.filtered.load()) +
+         ",\"failed\":" + std::to_string(totals_.failed.load()) +
+         ",\"deadLettered\":" + std::to_string(totals_.dead_lettered.load()) + "}";
+  out += ",\"time\":";
+  json::append_quoted(out, now_rfc3339());
+  out += '}';
+  return out;
+}
+
+void Router::send_heartbeat() {
+  std::string error;
+  nats_.publish(heartbeat_subject(), {}, heartbeat_json(), error);
+}
+
+void Router::heartbeat_loop() {
+  std::unique_lock lock(hb_mu_);
+  while (!stopping_) {
+    hb_cv_.wait_for(lock, std::chrono::milliseconds(config_.heartbeat_ms), [this] { return stopping_; });
+    if (stopping_) break;
+    lock.unlock();
+    send_heartbeat();
+    lock.lock();
+  }
+}
+
+void Router::start() {
+  send_heartbeat();
+  heartbeat_ = std::thread([this] { heartbeat_loop(); });
+}
+
+void Router::stop() {
+  {
+    std::lock_guard lock(hb_mu_);
+    if (stopped_) return;
+    stopped_ = true;
+    stopping_ = true;
+  }
+  hb_cv_.notify_all();
+  if (heartbeat_.joinable()) heartbeat_.join();
+  // JetStream first: each consumer finishes (acks or NAKs) the batch it holds.
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [name, c] : consumers_) c.worker->stop();
+    consumers_.clear();
+  }
+  // Stop taking events, let handlers finish what they hold, flush what they published.
+  nats_.drain(config_.grace_ms);
+  {
+    std::lock_guard lock(mu_);
+    status_.state = status_.state == "applied" ? "stopped" : status_.state;
+  }
+  send_heartbeat();
+  nats_.flush(1000);
+}
+
+bool Router::ready(std::string& why) const {
+  if (!nats_.connected()) {
+    why = "not connected to NATS";
+    return false;
+  }
+  std::lock_guard lock(mu_);
+  if (status_.generation == 0 || !std::atomic_load(&table_)) {
+    why = status_.state == "rejected" ? "no route table applied: " + status_.error : "no route table applied yet";
+    return false;
+  }
+  return true;
+}
+
+TableStatus Router::status() const {
+  std::lock_guard lock(mu_);
+  return status_;
+}
+
+}  // namespace switchboard::router

@@ -1,0 +1,268 @@
+// The data plane against a real nats-server on loopback: events in, routes, events out,
+// dead letters, reloads and heartbeats.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "core/json/document.h"
+#include "core/route/spec_yaml.h"
+#include "router/nats_client.h"
+#include "router/router.h"
+#include "tests/support/process.h"
+
+namespace switchboard::router {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Collects what arrives on a subject, for assertions with a timeout.
+class Inbox {
+ public:
+  Inbox(NatsClient& nc, const std::string& subject) : nc_(nc) {
+    std::string error;
+    id_ = nc.subscribe(subject, "", [this](const NatsMessage& m) {
+      std::lock_guard lock(mu_);
+      Received r{std::string(m.subject), std::string(m.data), *m.headers};
+      items_.push_back(std::move(r));
+      cv_.notify_all();
+    }, error);
+    EXPECT_NE(id_, 0u) << error;
+  }
+  // Messages keep arriving (heartbeats): stop delivery before the inbox goes away.
+  ~Inbox() { nc_.unsubscribe(id_); }
+  struct Received {
+    std::string subject, data;
+    NatsHeaders headers;
+  };
+  // Waits for the next message, or fails after `timeout`.
+  bool next(Received& out, std::chrono::milliseconds timeout = 5000ms) {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, timeout, [this] { return !items_.empty(); })) return false;
+    out = std::move(items_.front());
+    items_.pop_front();
+    return true;
+  }
+  size_t size() {
+    std::lock_guard lock(mu_);
+    return items_.size();
+  }
+
+ private:
+  NatsClient& nc_;
+  uint64_t id_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Received> items_;
+};
+
+class CountingEvents : public RouterEvents {
+ public:
+  void received(const std::string&) override { ++received_; }
+  void published(const std::string&, size_t) override { ++published_; }
+  void filtered(const std::string&) override { ++filtered_; }
+  void failed(const std::string&, route::FailureReason r, const std::string&, const std::string&) override {
+    ++failed_;
+    last_reason_ = r;
+  }
+  void dead_lettered(const std::string&) override { ++dead_lettered_; }
+  void processed(const std::string&, double) override {}
+  void table_applied(uint64_t, const std::string&) override { ++applied_; }
+  void table_rejected(const std::string&) override { ++rejected_; }
+  std::atomic<int> received_{0}, published_{0}, filtered_{0}, failed_{0}, dead_lettered_{0}, applied_{0},
+      rejected_{0};
+  std::atomic<route::FailureReason> last_reason_{route::FailureReason::Filter};
+};
+
+std::shared_ptr<const route::RouteTable> compile(const std::string& yaml, uint64_t generation) {
+  route::RouteSet set;
+  std::vector<route::SpecError> errors;
+  EXPECT_TRUE(route::load_yaml(yaml, "test.yaml", set, errors)) << (errors.empty() ? "" : errors[0].render());
+  auto r = route::RouteTable::compile(std::move(set), generation);
+  auto* t = std::get_if<std::shared_ptr<const route::RouteTable>>(&r);
+  EXPECT_NE(t, nullptr);
+  return t ? *t : nullptr;
+}
+
+const char* kRoutes = R"(
+routes:
+  - name: large
+    source: {subject: orders.*}
+    filter: 'event.amount >= 100.0'
+    transform:
+      - set: {tier: '"large"'}
+    destinations:
+      - subject: 'out.{{ event.region }}'
+        headers: {x-route: '"large"'}
+    deadLetter: {subject: dlq.orders}
+)";
+
+class RouterNatsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(server_.ok()) << "nats-server did not start";
+    NatsConfig cfg;
+    cfg.urls = {server_.url()};
+    cfg.name = "router-under-test";
+    std::string error;
+    ASSERT_TRUE(router_nc_.connect(cfg, error)) << error;
+    cfg.name = "test-client";
+    ASSERT_TRUE(client_.connect(cfg, error)) << error;
+    RouterConfig rc;
+    rc.name = "orders";
+    rc.ns = "shop";
+    rc.pod = "orders-0";
+    rc.heartbeat_ms = 200;
+    rc.grace_ms = 2000;
+    router_ = std::make_unique<Router>(rc, router_nc_, events_);
+  }
+  void TearDown() override {
+    if (router_) router_->stop();
+  }
+  void publish(const std::string& subject, const std::string& data, const NatsHeaders& h = {}) {
+    std::string error;
+    ASSERT_TRUE(client_.publish(subject, h, data, error)) << error;
+    client_.flush(1000);
+  }
+
+  testing::NatsServer server_;
+  NatsClient router_nc_, client_;
+  CountingEvents events_;
+  std::unique_ptr<Router> router_;
+};
+
+TEST_F(RouterNatsTest, RoutesFiltersTransformsAndDeadLetters) {
+  Inbox out(client_, "out.>");
+  Inbox dlq(client_, "dlq.orders");
+  client_.flush(1000);
+  std::string error;
+  ASSERT_TRUE(router_->apply(compile(kRoutes, 1), error)) << error;
+  router_->start();
+  router_nc_.flush(1000);
+
+  publish("orders.new", R"({"id":12345678901234567890,"amount":250.50,"region":"eu"})", {{"x-in", "1"}});
+  Inbox::Received r;
+  ASSERT_TRUE(out.next(r));
+  EXPECT_EQ(r.subject, "out.eu");
+  EXPECT_EQ(r.data, R"({"id":12345678901234567890,"amount":250.50,"region":"eu","tier":"large"})");
+  std::sort(r.headers.begin(), r.headers.end());  // NATS does not keep header order
+  EXPECT_EQ(r.headers, (NatsHeaders{{"x-in", "1"}, {"x-route", "large"}}));
+
+  publish("orders.new", R"({"amount":5,"region":"eu"})");   // filtered
+  publish("orders.new", "not json at all");                  // dead letter
+  ASSERT_TRUE(dlq.next(r));
+  json::Document d;
+  ASSERT_TRUE(d.parse(r.data)) << r.data;
+  EXPECT_EQ(d.string_value(d.find_member(0, "route")), "large");
+  EXPECT_EQ(d.string_value(d.find_member(0, "reason")), "not_json");
+  EXPECT_EQ(d.string_value(d.find_member(0, "raw")), "not json at all");
+  EXPECT_EQ(d.string_value(d.find_member(0, "subject")), "orders.new");
+
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(out.size(), 0u);  // the filtered event produced nothing
+  EXPECT_EQ(events_.received_, 3);
+  EXPECT_EQ(events_.published_, 1);
+  EXPECT_EQ(events_.filtered_, 1);
+  EXPECT_EQ(events_.failed_, 1);
+  EXPECT_EQ(events_.dead_lettered_, 1);
+  EXPECT_EQ(events_.last_reason_.load(), route::FailureReason::NotJson);
+}
+
+TEST_F(RouterNatsTest, ReloadSwapsTablesAndRefusalKeepsTheOldOne) {
+  Inbox out(client_, "out.>");
+  Inbox beats(client_, "switchboard.status.shop.orders");
+  client_.flush(1000);
+  std::string error;
+  ASSERT_TRUE(router_->apply(compile(kRoutes, 1), error)) << error;
+  router_->start();
+  router_nc_.flush(1000);
+
+  // A new table that lowers the threshold, with a different source subject.
+  std::string v2 = kRoutes;
+  v2.replace(v2.find("orders.*"), 8, "sales.*");
+  v2.replace(v2.find(">= 100.0"), 8, ">= 1.0");
+  ASSERT_TRUE(router_->apply(compile(v2, 2), error)) << error;
+  router_nc_.flush(1000);
+  publish("orders.new", R"({"amount":500,"region":"old"})");  // old source: no longer routed
+  publish("sales.new", R"({"amount":5,"region":"new"})");
+  Inbox::Received r;
+  ASSERT_TRUE(out.next(r));
+  EXPECT_EQ(r.subject, "out.new");
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(out.size(), 0u);
+
+  router_->reject(3, "filter: undeclared reference to 'evnt'");
+  TableStatus st = router_->status();
+  EXPECT_EQ(st.generation, 2u);
+  EXPECT_EQ(st.state, "rejected");
+  publish("sales.new", R"({"amount":5,"region":"still"})");
+  ASSERT_TRUE(out.next(r));
+  EXPECT_EQ(r.subject, "out.still");
+
+  // Heartbeats name the pod, the generation running and the refusal.
+  bool saw_rejected = false;
+  for (int i = 0; i < 20 && !saw_rejected; ++i) {
+    ASSERT_TRUE(beats.next(r));
+    json::Document d;
+    ASSERT_TRUE(d.parse(r.data));
+    EXPECT_EQ(d.string_value(d.find_member(0, "pod")), "orders-0");
+    if (d.string_value(d.find_member(0, "state")) == "rejected") {
+      saw_rejected = true;
+      EXPECT_EQ(d.number_value(d.find_member(0, "generation")), 2.0);
+      EXPECT_NE(d.string_value(d.find_member(0, "error")).find("evnt"), std::string_view::npos);
+    }
+  }
+  EXPECT_TRUE(saw_rejected);
+}
+
+TEST_F(RouterNatsTest, ReadyOnlyWithATableAndAConnection) {
+  std::string why;
+  EXPECT_FALSE(router_->ready(why));
+  EXPECT_EQ(why, "no route table applied yet");
+  std::string error;
+  ASSERT_TRUE(router_->apply(compile(kRoutes, 1), error)) << error;
+  EXPECT_TRUE(router_->ready(why)) << why;
+  server_.stop();
+  for (int i = 0; i < 100 && router_->ready(why); ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_FALSE(router_->ready(why));
+  EXPECT_EQ(why, "not connected to NATS");
+}
+
+}  // namespace
+}  // namespace switchboard::router
+
+namespace switchboard::router {
+namespace {
+
+// NATS hands a message to one member per queue group name, across subjects: overlapping
+// routes must not share a group, or they would split events between them.
+TEST_F(RouterNatsTest, OverlappingRoutesEachSeeEveryEvent) {
+  Inbox a(client_, "a.out");
+  Inbox b(client_, "b.out");
+  client_.flush(1000);
+  std::string error;
+  ASSERT_TRUE(router_->apply(compile(R"(
+routes:
+  - name: narrow
+    source: {subject: orders.*}
+    destinations: [{subject: a.out}]
+  - name: wide
+    source: {subject: orders.>}
+    destinations: [{subject: b.out}]
+)", 1), error)) << error;
+  router_nc_.flush(1000);
+  for (int i = 0; i < 10; ++i) publish("orders.x", "{\"n\":" + std::to_string(i) + "}");
+  Inbox::Received r;
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(a.next(r)) << i;
+    EXPECT_EQ(r.data, "{\"n\":" + std::to_string(i) + "}");
+    ASSERT_TRUE(b.next(r)) << i;
+  }
+}
+
+}  // namespace
+}  // namespace switchboard::router

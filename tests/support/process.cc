@@ -1,0 +1,161 @@
+#include "tests/support/process.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+namespace switchboard::testing {
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  int port = ntohs(addr.sin_port);
+  ::close(fd);
+  return port;
+}
+
+bool wait_for_port(int port, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::close(fd);
+    if (rc == 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+Process::Process(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                 const std::string& log_path) {
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    ::setpgid(0, 0);
+    if (!log_path.empty()) {
+      int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+        ::close(fd);
+      }
+    }
+    for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+  }
+}
+
+Process::~Process() { stop(); }
+
+Process::Process(Process&& o) noexcept : pid_(o.pid_), status_(o.status_) { o.pid_ = -1; }
+
+Process& Process::operator=(Process&& o) noexcept {
+  if (this != &o) {
+    stop();
+    pid_ = o.pid_;
+    status_ = o.status_;
+    o.pid_ = -1;
+  }
+  return *this;
+}
+
+bool Process::running() {
+  if (pid_ <= 0) return false;
+  int st = 0;
+  pid_t r = ::waitpid(pid_, &st, WNOHANG);
+  if (r == pid_) {
+    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
+void Process::signal(int sig) {
+  if (pid_ > 0) ::kill(pid_, sig);
+}
+
+int Process::wait(int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (running()) {
+    if (std::chrono::steady_clock::now() >= deadline) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return status_;
+}
+
+int Process::stop(int timeout_ms) {
+  if (pid_ <= 0) return status_;
+  signal(SIGTERM);
+  if (wait(timeout_ms) == -1) {
+    signal(SIGKILL);
+    wait(5000);
+  }
+  return status_;
+}
+
+NatsServer::NatsServer(bool jetstream, const std::vector<std::string>& extra_args)
+    : jetstream_(jetstream), extra_(extra_args) {
+  port_ = free_port();
+  if (jetstream_) {
+    char tmpl[] = "/tmp/switchboard-js-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+  }
+  launch();
+}
+
+// Debian installs nats-server in /usr/sbin, which is not on every PATH.
+std::string nats_server_binary() {
+  if (const char* e = std::getenv("SWITCHBOARD_NATS_SERVER")) return e;
+  for (const char* p : {"/usr/sbin/nats-server", "/usr/bin/nats-server"}) {
+    if (::access(p, X_OK) == 0) return p;
+  }
+  return "nats-server";
+}
+
+void NatsServer::launch() {
+  std::vector<std::string> argv = {nats_server_binary(), "-a", "127.0.0.1", "-p", std::to_string(port_)};
+  if (jetstream_) {
+    argv.insert(argv.end(), {"-js", "-sd", dir_});
+  }
+  argv.insert(argv.end(), extra_.begin(), extra_.end());
+  proc_ = Process(argv, {}, "/dev/null");
+  ok_ = wait_for_port(port_, 10000);
+}
+
+void NatsServer::restart() {
+  proc_.stop();
+  launch();
+}
+
+NatsServer::~NatsServer() {
+  proc_.stop();
+  if (!dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+}
+
+}  // namespace switchboard::testing

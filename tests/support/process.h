@@ -1,0 +1,66 @@
+// Test support: child processes that a test starts and always stops, and free loopback
+// ports. Nothing here reaches beyond 127.0.0.1.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace switchboard::testing {
+
+// A port on 127.0.0.1 that nothing listens on right now.
+int free_port();
+// True once something accepts TCP connections on 127.0.0.1:port (polls until timeout).
+bool wait_for_port(int port, int timeout_ms);
+
+class Process {
+ public:
+  Process() = default;
+  // Starts argv[0] with the given arguments and extra environment ("K=V").
+  Process(const std::vector<std::string>& argv, const std::vector<std::string>& env = {},
+          const std::string& log_path = "");
+  ~Process();
+  Process(Process&& o) noexcept;
+  Process& operator=(Process&& o) noexcept;
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  bool running();
+  void signal(int sig);
+  // Waits for exit up to timeout_ms; returns the exit status (or -1 on timeout, 128+sig
+  // when killed by a signal).
+  int wait(int timeout_ms);
+  // SIGTERM, then SIGKILL after timeout_ms; returns the exit status.
+  int stop(int timeout_ms = 5000);
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = -1;
+};
+
+// A real nats-server on a free loopback port, optionally with JetStream in a temporary
+// folder; stopped by the destructor.
+class NatsServer {
+ public:
+  explicit NatsServer(bool jetstream = false, const std::vector<std::string>& extra_args = {});
+  ~NatsServer();
+  int port() const { return port_; }
+  std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
+  bool ok() const { return ok_; }
+  void stop() { proc_.stop(); }
+  void restart();
+
+ private:
+  void launch();
+  int port_ = 0;
+  bool jetstream_ = false;
+  std::vector<std::string> extra_;
+  std::string dir_;
+  Process proc_;
+  bool ok_ = false;
+};
+
+}  // namespace switchboard::testing
