@@ -20,13 +20,24 @@ std::string js_error(natsStatus s, jsErrCode code) {
 }  // namespace
 
 JetStreamConsumer::JetStreamConsumer(NatsClient& nats, std::string route, std::string subject,
-                                     route::JetStreamSpec spec, Handler handler, ErrorLog log)
+                                     route::JetStreamSpec spec, Handler handler, ErrorLog log,
+                                     AckPending ack_pending)
     : nats_(nats),
       route_(std::move(route)),
       subject_(std::move(subject)),
       spec_(std::move(spec)),
       handler_(std::move(handler)),
-      log_(std::move(log)) {}
+      log_(std::move(log)),
+      ack_pending_(std::move(ack_pending)) {}
+
+void JetStreamConsumer::report_ack_pending() {
+  if (!ack_pending_ || sub_ == nullptr) return;
+  jsConsumerInfo* ci = nullptr;
+  if (natsSubscription_GetConsumerInfo(&ci, sub_, nullptr, nullptr) == NATS_OK && ci != nullptr) {
+    ack_pending_(route_, ci->NumAckPending);
+  }
+  jsConsumerInfo_Destroy(ci);
+}
 
 JetStreamConsumer::~JetStreamConsumer() { stop(); }
 
@@ -79,7 +90,12 @@ void JetStreamConsumer::stop() {
 
 void JetStreamConsumer::loop() {
   int64_t retry_ms = 250;
+  auto next_report = std::chrono::steady_clock::now();
   while (!stopping_) {
+    if (sub_ != nullptr && std::chrono::steady_clock::now() >= next_report) {
+      report_ack_pending();
+      next_report = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    }
     if (sub_ == nullptr && !subscribe()) {
       // The stream may not exist yet: try again, backing off to 10 s.
       std::unique_lock lock(mu_);

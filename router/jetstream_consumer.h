@@ -32,9 +32,11 @@ class JetStreamConsumer {
  public:
   using Handler = std::function<Disposition(const JetStreamDelivery&)>;
   using ErrorLog = std::function<void(const std::string& route, const std::string& error)>;
+  // Called every 2 seconds with the consumer's count of delivered, unacknowledged events.
+  using AckPending = std::function<void(const std::string& route, int64_t pending)>;
 
   JetStreamConsumer(NatsClient& nats, std::string route, std::string subject, route::JetStreamSpec spec,
-                    Handler handler, ErrorLog log);
+                    Handler handler, ErrorLog log, AckPending ack_pending = nullptr);
   ~JetStreamConsumer();
 
   void start();
@@ -53,6 +55,8 @@ class JetStreamConsumer {
   route::JetStreamSpec spec_;
   Handler handler_;
   ErrorLog log_;
+  AckPending ack_pending_;
+  void report_ack_pending();
   natsSubscription* sub_ = nullptr;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> bound_{false};

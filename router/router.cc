@@ -125,7 +125,8 @@ void Router::reconcile_consumers(const route::RouteTable& table) {
           }
           return Disposition::Retry;
         },
-        [this](const std::string& route_name, const std::string& error) { events_.warning(route_name, error); });
+        [this](const std::string& route_name, const std::string& error) { events_.warning(route_name, error); },
+        [this](const std::string& route_name, int64_t pending) { events_.ack_pending(route_name, pending); });
     worker->start();
     consumers_[name] = Consumer{fp, std::move(worker)};
   }

@@ -36,6 +36,8 @@ class RouterEvents {
   virtual void table_rejected(const std::string& error) = 0;
   // Something a person should know that is not about one event (a consumer that cannot bind).
   virtual void warning(const std::string& route, const std::string& message) { (void)route, (void)message; }
+  // JetStream: delivered but not yet acknowledged events of a route's consumer.
+  virtual void ack_pending(const std::string& route, int64_t pending) { (void)route, (void)pending; }
 };
 
 struct RouterConfig {

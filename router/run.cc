@@ -102,6 +102,9 @@ class MetricsEvents : public RouterEvents {
   void warning(const std::string& route, const std::string& message) override {
     log_.log_limited(route + "/warning", LogLevel::Warn, message, {{"route", route}});
   }
+  void ack_pending(const std::string& route, int64_t pending) override {
+    metrics_.set_jetstream_ack_pending(route, static_cast<double>(pending));
+  }
   void table_rejected(const std::string& error) override {
     metrics_.reload_rejected();
     log_.error("route table refused; the running table stays", {{"error", error}});

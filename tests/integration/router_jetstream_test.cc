@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -67,6 +68,12 @@ class NullEvents : public RouterEvents {
   void processed(const std::string&, double) override {}
   void table_applied(uint64_t, const std::string&) override {}
   void table_rejected(const std::string&) override {}
+  void ack_pending(const std::string& route, int64_t pending) override {
+    std::lock_guard lock(mu);
+    ack_pending_by_route[route] = pending;
+  }
+  std::mutex mu;
+  std::map<std::string, int64_t> ack_pending_by_route;
 };
 
 std::string header(const NatsHeaders& h, const std::string& key) {
@@ -163,6 +170,18 @@ routes:
   EXPECT_EQ(ci->NumAckPending, 0);
   EXPECT_EQ(ci->NumPending, 0u);
   jsConsumerInfo_Destroy(ci);
+  // The consumer reports its acks pending (the metric switchboard_router_jetstream_ack_pending)
+  // every few seconds: it comes down to 0 once everything is acknowledged.
+  int64_t reported = -1;
+  for (int i = 0; i < 100 && reported != 0; ++i) {
+    {
+      std::lock_guard lock(events_.mu);
+      auto it = events_.ack_pending_by_route.find("js-orders");
+      if (it != events_.ack_pending_by_route.end()) reported = it->second;
+    }
+    if (reported != 0) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(reported, 0);
 
   // A second publish of an output with the same message id is dropped by the stream.
   std::string error;
