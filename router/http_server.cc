@@ -1,107 +1,202 @@
 #include "router/http_server.h"
 
-#include <cpprest/http_listener.h>
-#include <cpprest/uri_builder.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
-#include <cctype>
-#include <exception>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
 #include <set>
 #include <stdexcept>
-#include <utility>
+#include <string_view>
+#include <thread>
 
 namespace switchboard::router {
 
-namespace http = web::http;
-using web::http::experimental::listener::http_listener;
-
 namespace {
 
-constexpr const char* kTextPlain = "text/plain; charset=utf-8";
-// What Prometheus expects for the text format; a scraper may refuse anything else.
-constexpr const char* kPrometheusText = "text/plain; version=0.0.4; charset=utf-8";
+constexpr size_t kMaxHead = 16 * 1024;     // request line and headers
+constexpr int kMaxConnections = 32;        // beyond this, new connections are closed at once
+constexpr int kIoTimeoutSeconds = 5;       // a silent or slow client is dropped after this
 
-http::http_response text_response(http::status_code status, std::string body,
-                                  const char* content_type = kTextPlain) {
-  http::http_response response(status);
-  response.set_body(std::move(body), content_type);
-  return response;
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
 
-// None of these endpoints takes a body, so a client that sends one is not a scraper or a
-// probe: it gets its answer and loses the connection instead of keeping it open for more.
-// (This does not bound memory: cpprestsdk reads the whole body before it sends any reply.)
-bool has_body(const http::http_request& request) {
-  const auto& headers = request.headers();
-  if (headers.has(http::header_names::transfer_encoding)) return true;
-  uint64_t length = 0;
-  return headers.match(http::header_names::content_length, length) && length > 0;
+bool send_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
 }
 
-// Addresses this process serves. cpprestsdk shares one acceptor per host:port across all
-// listeners in the process, so a second listener on a busy host:port does not fail to bind;
-// it fails to register, and cpprestsdk's cleanup then tears down the acceptor the first
-// listener is using. Refusing the duplicate up front keeps the first server alive.
-std::mutex g_bound_mu;
-std::set<std::string> g_bound;
-
-std::string bound_key(const HttpServerOptions& options) {
-  std::string key = options.address;
-  for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return key + ":" + std::to_string(options.port);
+const char* reason_phrase(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+  }
 }
 
 }  // namespace
 
 struct HttpServer::Impl {
+  int listen_fd = -1;
+  std::thread acceptor;
+  std::atomic<bool> stopping{false};
+  std::mutex conns_mu;
+  std::condition_variable conns_cv;
+  std::set<int> conns;
+
   MetricsSource metrics;
   ReadinessCheck ready;
-  std::unique_ptr<http_listener> listener;
 
-  http::http_response respond(const http::http_request& request) const {
-    std::string path;
-    try {
-      path = request.relative_uri().path();
-    } catch (const std::exception&) {
-      return text_response(http::status_codes::BadRequest, "bad request");
-    }
-    const bool known = path == "/metrics" || path == "/healthz" || path == "/readyz";
-    if (!known) return text_response(http::status_codes::NotFound, "not found");
-    if (request.method() != http::methods::GET) {
-      auto response = text_response(http::status_codes::MethodNotAllowed, "method not allowed");
-      response.headers().add(http::header_names::allow, "GET");
-      return response;
-    }
-    if (path == "/healthz") return text_response(http::status_codes::OK, "ok");
-    if (path == "/readyz") {
-      std::string reason;
-      if (ready && !ready(reason)) {
-        return text_response(http::status_codes::ServiceUnavailable,
-                             reason.empty() ? "not ready" : std::move(reason));
+  void accept_loop() {
+    while (!stopping.load()) {
+      pollfd p{listen_fd, POLLIN, 0};
+      if (::poll(&p, 1, 200) <= 0) continue;
+      int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) continue;
+      {
+        std::lock_guard lock(conns_mu);
+        if (static_cast<int>(conns.size()) >= kMaxConnections || stopping.load()) {
+          ::close(fd);
+          continue;
+        }
+        conns.insert(fd);
       }
-      return text_response(http::status_codes::OK, "ready");
+      std::thread([this, fd] {
+        serve(fd);
+        std::lock_guard lock(conns_mu);
+        conns.erase(fd);
+        ::close(fd);
+        conns_cv.notify_all();
+      }).detach();
     }
-    return text_response(http::status_codes::OK, metrics ? metrics() : std::string(),
-                         kPrometheusText);
   }
 
-  void handle(const http::http_request& request) const {
-    http::http_response response;
-    try {
-      response = respond(request);
-    } catch (...) {
-      // A failing callback must not leak its message (or crash the listener thread).
-      response = text_response(http::status_codes::InternalError, "internal error");
-    }
-    if (has_body(request)) response.headers().add(http::header_names::connection, "close");
-    // The reply task fails when the client goes away mid-response. pplx terminates the
-    // process for a task exception nobody observes; cpprestsdk 2.10.18 happens not to
-    // trigger that for reply tasks today, but that rests on its internals, so observe it.
-    request.reply(response).then([](const pplx::task<void>& sent) {
-      try {
-        sent.get();
-      } catch (...) {
+  void respond(int fd, int status, std::string_view content_type, const std::string& body, bool close,
+               bool allow_get = false) {
+    std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason_phrase(status) + "\r\n";
+    out += "Content-Type: ";
+    out += content_type;
+    out += "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+    if (allow_get) out += "Allow: GET\r\n";
+    if (close) out += "Connection: close\r\n";
+    out += "\r\n";
+    out += body;
+    send_all(fd, out);
+  }
+
+  // One connection: requests one after the other (keep-alive), each head bounded in size
+  // and time. Bodies are never read: no endpoint takes one, so a request that announces a
+  // body is answered and the connection closed.
+  void serve(int fd) {
+    timeval tv{kIoTimeoutSeconds, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    std::string buf;
+    char chunk[4096];
+    while (!stopping.load()) {
+      size_t end;
+      while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
+        if (buf.size() > kMaxHead) {
+          respond(fd, 431, "text/plain", "request head too large", true);
+          return;
+        }
+        ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+        if (n <= 0) return;  // closed, timed out, or shut down by Stop()
+        buf.append(chunk, static_cast<size_t>(n));
       }
-    });
+      if (end > kMaxHead) {
+        respond(fd, 431, "text/plain", "request head too large", true);
+        return;
+      }
+      std::string head = buf.substr(0, end);
+      buf.erase(0, end + 4);
+      if (!handle(fd, head)) return;
+    }
+  }
+
+  // Returns false when the connection must close.
+  bool handle(int fd, const std::string& head) {
+    size_t line_end = head.find("\r\n");
+    std::string_view line = std::string_view(head).substr(0, line_end);
+    size_t sp1 = line.find(' ');
+    size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+    if (sp1 == std::string_view::npos || sp2 == std::string_view::npos ||
+        line.substr(sp2 + 1).rfind("HTTP/1.", 0) != 0 || line.size() - sp2 - 1 != 8) {
+      respond(fd, 400, "text/plain", "bad request", true);
+      return false;
+    }
+    std::string_view method = line.substr(0, sp1);
+    std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+    bool http10 = line.substr(sp2 + 1) == "HTTP/1.0";
+    bool close = http10;
+    bool has_body = false;
+    // Headers: only what decides the connection's fate is looked at.
+    size_t pos = line_end == std::string::npos ? head.size() : line_end + 2;
+    while (pos < head.size()) {
+      size_t next = head.find("\r\n", pos);
+      if (next == std::string::npos) next = head.size();
+      std::string_view h = std::string_view(head).substr(pos, next - pos);
+      size_t colon = h.find(':');
+      if (colon == std::string_view::npos) {
+        respond(fd, 400, "text/plain", "bad request", true);
+        return false;
+      }
+      std::string name = lower(h.substr(0, colon));
+      std::string value = lower(h.substr(colon + 1));
+      value.erase(0, value.find_first_not_of(" \t"));
+      if (name == "connection" && value.find("close") != std::string::npos) close = true;
+      if (name == "transfer-encoding") has_body = true;
+      if (name == "content-length" && value.find_first_not_of("0 \t") != std::string::npos) has_body = true;
+      pos = next + 2;
+    }
+    close = close || has_body;
+    // Only GET: what Prometheus and the kubelet send.
+    if (method != "GET") {
+      respond(fd, 405, "text/plain", "method not allowed", true, true);
+      return false;
+    }
+    std::string_view path = target.substr(0, target.find('?'));
+    if (path == "/metrics") {
+      std::string body;
+      try {
+        body = metrics();
+      } catch (...) {
+        respond(fd, 500, "text/plain", "internal error", close);
+        return !close;
+      }
+      respond(fd, 200, "text/plain; version=0.0.4; charset=utf-8", body, close);
+    } else if (path == "/healthz") {
+      respond(fd, 200, "text/plain", "ok", close);
+    } else if (path == "/readyz") {
+      std::string reason;
+      bool ok = false;
+      try {
+        ok = ready(reason);
+      } catch (...) {
+        reason = "readiness check failed";
+      }
+      respond(fd, ok ? 200 : 503, "text/plain", ok ? std::string("ready") : reason, close);
+    } else {
+      respond(fd, 404, "text/plain", "not found", close);
+    }
+    return !close;
   }
 };
 
@@ -111,63 +206,51 @@ HttpServer::HttpServer(HttpServerOptions options, MetricsSource metrics, Readine
   impl_->ready = std::move(ready);
 }
 
-HttpServer::~HttpServer() {
-  try {
-    Stop();
-  } catch (...) {
-  }
-}
+HttpServer::~HttpServer() { Stop(); }
 
 void HttpServer::Start() {
   std::lock_guard lock(mu_);
   if (running_) return;
-  const std::string where = options_.address + ":" + std::to_string(options_.port);
-  const std::string key = bound_key(options_);
-  std::lock_guard bound_lock(g_bound_mu);
-  if (g_bound.count(key) != 0) {
-    throw std::runtime_error("http server: cannot listen on " + where +
-                             ": another server in this process listens there");
+  std::string where = options_.address + ":" + std::to_string(options_.port);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  int rc = ::getaddrinfo(options_.address.c_str(), std::to_string(options_.port).c_str(), &hints, &res);
+  if (rc != 0) throw std::runtime_error("cannot listen on " + where + ": " + ::gai_strerror(rc));
+  int fd = -1;
+  std::string error = "no address";
+  for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
+    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0 && ::listen(fd, 64) == 0) break;
+    error = std::strerror(errno);
+    ::close(fd);
+    fd = -1;
   }
-  try {
-    web::uri_builder uri;
-    uri.set_scheme("http");
-    // uri wants IPv6 literals in brackets.
-    const bool v6 = options_.address.find(':') != std::string::npos &&
-                    options_.address.front() != '[';
-    uri.set_host(v6 ? "[" + options_.address + "]" : options_.address);
-    uri.set_port(options_.port);
-    uri.set_path("/");
-    auto listener = std::make_unique<http_listener>(uri.to_uri());
-    Impl* impl = impl_.get();
-    auto handler = [impl](const http::http_request& request) { impl->handle(request); };
-    listener->support(handler);
-    // The catch-all handler above does not see OPTIONS and TRACE: cpprestsdk answers those
-    // itself unless a handler is registered for the method, and its TRACE echoes the whole
-    // request (headers included) back to the caller.
-    listener->support(http::methods::OPTIONS, handler);
-    listener->support(http::methods::TRCE, handler);
-    listener->open().wait();
-    impl_->listener = std::move(listener);
-  } catch (const std::exception& e) {
-    throw std::runtime_error("http server: cannot listen on " + where + ": " + e.what());
-  }
-  g_bound.insert(key);
+  ::freeaddrinfo(res);
+  if (fd < 0) throw std::runtime_error("cannot listen on " + where + ": " + error);
+  impl_->listen_fd = fd;
+  impl_->stopping = false;
+  impl_->acceptor = std::thread([this] { impl_->accept_loop(); });
   running_ = true;
 }
 
 void HttpServer::Stop() {
   std::lock_guard lock(mu_);
   if (!running_) return;
+  impl_->stopping = true;
+  if (impl_->acceptor.joinable()) impl_->acceptor.join();
+  ::close(impl_->listen_fd);
+  impl_->listen_fd = -1;
+  std::unique_lock conns_lock(impl_->conns_mu);
+  // Wake every connection blocked in recv; each thread then closes its socket.
+  for (int c : impl_->conns) ::shutdown(c, SHUT_RDWR);
+  impl_->conns_cv.wait(conns_lock, [this] { return impl_->conns.empty(); });
   running_ = false;
-  auto listener = std::move(impl_->listener);
-  try {
-    listener->close().wait();
-  } catch (const std::exception&) {
-    // Closing failed part way; the listener's destructor retries and nothing else can be
-    // done about it here.
-  }
-  std::lock_guard bound_lock(g_bound_mu);
-  g_bound.erase(bound_key(options_));
 }
 
 bool HttpServer::running() const {

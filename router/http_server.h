@@ -1,17 +1,13 @@
 // The router's operational HTTP endpoints: /metrics for Prometheus, /healthz for the
 // kubelet's liveness probe, /readyz for its readiness probe.
 //
-// It runs on cpprestsdk's http_listener because the project standardises on cpprestsdk for
-// HTTP; one HTTP stack means one set of TLS, threading and bug-fix concerns. cpprestsdk is
-// kept out of this header (it drags in Boost.Asio) so users of the router library do not
-// compile it.
-//
-// What cpprestsdk 2.10's listener does not protect against, and this class cannot reach
-// (the parsing happens before any handler runs): it sets no limit on header or body size
-// and no idle timeout, so a client can hold connections and make it buffer what it sends;
-// and a chunked body whose chunk size is -1 or -2 terminates the process (std::bad_alloc
-// escapes its I/O thread). Expose the port only to the kubelet and Prometheus (a
-// NetworkPolicy), never to event producers or outside the cluster.
+// A small server of our own on plain sockets, not cpprestsdk's http_listener: that
+// listener (2.10.18) terminates the process on a chunked body with a chunk size of -1
+// (std::bad_alloc escapes its I/O thread), and sets no limit on header size, body size or
+// idle time, with no hook before its parsing. Three GET endpoints need none of its
+// features, so this server reads a request head of at most 16 KiB within 5 seconds, never
+// reads a body, serves one request at a time per connection (keep-alive), and takes at
+// most 32 connections. cpprestsdk stays the HTTP client of the Kubernetes API.
 #pragma once
 
 #include <cstdint>
@@ -23,8 +19,8 @@
 namespace switchboard::router {
 
 struct HttpServerOptions {
-  std::string address = "0.0.0.0";  // IPv4, IPv6 or a host name to resolve
-  uint16_t port = 9090;              // cpprestsdk cannot bind port 0; pick a real one
+  std::string address = "0.0.0.0";  // an IPv4 or IPv6 address, or a host name
+  uint16_t port = 9090;
 };
 
 class HttpServer {
@@ -35,7 +31,7 @@ class HttpServer {
   // free of secrets: anyone who can reach the port can read it.
   using ReadinessCheck = std::function<bool(std::string& reason)>;
 
-  // The callbacks run on cpprestsdk's thread pool, possibly several at once.
+  // The callbacks run on the connections' threads, possibly several at once.
   HttpServer(HttpServerOptions options, MetricsSource metrics, ReadinessCheck ready);
   ~HttpServer();  // stops
   HttpServer(const HttpServer&) = delete;

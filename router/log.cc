@@ -1,5 +1,6 @@
 #include "router/log.h"
 
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -49,6 +50,18 @@ void append_json_string(std::string& out, std::string_view s) {
 }
 
 }  // namespace
+
+LogField::LogField(std::string_view key, double value) : key_(key) {
+  if (std::isnan(value)) {
+    text_ = "NaN";
+  } else if (std::isinf(value)) {
+    text_ = value > 0 ? "Infinity" : "-Infinity";
+  } else {
+    literal_ = true;
+    digits_len_ = static_cast<uint8_t>(
+        std::to_chars(digits_, digits_ + sizeof digits_, value).ptr - digits_);
+  }
+}
 
 std::string_view level_name(LogLevel level) {
   switch (level) {

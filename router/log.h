@@ -37,7 +37,10 @@ class LogField {
   LogField(std::string_view key, std::string_view value) : key_(key), text_(value) {}
   LogField(std::string_view key, const char* value) : key_(key), text_(value) {}
   LogField(std::string_view key, const std::string& value) : key_(key), text_(value) {}
-  LogField(std::string_view key, bool value)
+  // A template so that pointers and other types do not quietly convert to bool.
+  template <typename T>
+    requires std::same_as<T, bool>
+  LogField(std::string_view key, T value)
       : key_(key), text_(value ? "true" : "false"), literal_(true) {}
   template <std::integral T>
     requires(!std::same_as<T, bool> && !std::same_as<T, char>)
@@ -45,6 +48,9 @@ class LogField {
     digits_len_ = static_cast<uint8_t>(
         std::to_chars(digits_, digits_ + sizeof digits_, value).ptr - digits_);
   }
+  // Shortest text that reads back as the same double. NaN and infinities have no JSON
+  // literal, so they are written as the strings "NaN", "Infinity" and "-Infinity".
+  LogField(std::string_view key, double value);
 
   std::string_view key() const { return key_; }
   // Read through here, not a stored view: a copied LogField must not point into the
@@ -59,7 +65,7 @@ class LogField {
   std::string_view text_;
   bool literal_ = false;
   uint8_t digits_len_ = 0;
-  char digits_[24] = {};  // holds a number's text, so a field never allocates
+  char digits_[32] = {};  // holds a number's text, so a field never allocates
 };
 
 struct LoggerOptions {
