@@ -41,7 +41,7 @@ struct JetStreamSpec {
 
 struct SourceSpec {
   Located subject;
-  std::string queue_group;           // default: the router's name
+  std::string queue_group;           // default: "<router>.<route name>"
   std::optional<JetStreamSpec> jetstream;
 };
 

@@ -149,13 +149,21 @@ class Reader {
     return true;
   }
 
+  // JetStream takes durations in int64 nanoseconds; a year keeps every value far from
+  // overflow and is longer than any sensible ack wait or backoff. The CRD has the same bounds.
+  static constexpr int64_t kMaxDurationMs = 8760LL * 3600 * 1000;
+
   bool duration(const YAML::Node& n, const std::string& object, const std::string& path,
-                int64_t& ms) {
+                int64_t& ms, bool positive = false) {
     if (!n) return true;
-    if (!n.IsScalar() || !parse_duration_ms(n.Scalar(), ms)) {
-      error(n, object, path, "expected a duration such as 30s, 1m or 250ms");
+    int64_t v = 0;
+    if (!n.IsScalar() || !parse_duration_ms(n.Scalar(), v) || v > kMaxDurationMs || (positive && v <= 0)) {
+      error(n, object, path,
+            std::string("expected a duration such as 30s, 1m or 250ms") + (positive ? ", more than 0" : "") +
+                ", at most 8760h");
       return false;
     }
+    ms = v;
     return true;
   }
 
@@ -266,7 +274,7 @@ class Reader {
                     "maxAckPending"})) {
           ok &= string(js["stream"], object, "source.jetstream.stream", j.stream, true);
           ok &= string(js["durable"], object, "source.jetstream.durable", j.durable);
-          ok &= duration(js["ackWait"], object, "source.jetstream.ackWait", j.ack_wait_ms);
+          ok &= duration(js["ackWait"], object, "source.jetstream.ackWait", j.ack_wait_ms, true);
           ok &= integer<int32_t>(js["maxDeliver"], object, "source.jetstream.maxDeliver",
                                  j.max_deliver, 1, 1000);
           ok &= integer<int32_t>(js["batch"], object, "source.jetstream.batch", j.batch, 1, 4096);
@@ -406,7 +414,14 @@ class Reader {
         error(h, object, path + ".headers", "expected a mapping of strings");
         ok = false;
       } else {
-        for (const auto& kv : h) ev.headers.emplace_back(kv.first.Scalar(), kv.second.Scalar());
+        for (const auto& kv : h) {
+          if (!kv.second.IsScalar()) {
+            error(kv.second, object, path + ".headers." + kv.first.Scalar(), "expected a string");
+            ok = false;
+            continue;
+          }
+          ev.headers.emplace_back(kv.first.Scalar(), kv.second.Scalar());
+        }
       }
     }
     if (n["data"] && n["raw"]) {

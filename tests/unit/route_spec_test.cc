@@ -552,7 +552,7 @@ TEST(LoadYaml, WrongTypes) {
             (std::vector<std::string>{
                 "routes.yaml:4:16 [route 'a'] source.subject: expected a string",
                 "routes.yaml:7:18 [route 'a'] source.jetstream.ackWait: expected a duration such as "
-                "30s, 1m or 250ms",
+                "30s, 1m or 250ms, more than 0, at most 8760h",
                 "routes.yaml:8:21 [route 'a'] source.jetstream.maxDeliver: expected an integer from 1 "
                 "to 1000",
                 "routes.yaml:10:16 [route 'a'] source.jetstream.batch: expected an integer from 1 to "
@@ -570,9 +570,9 @@ TEST(LoadYaml, WrongTypes) {
                 "routes.yaml:20:13 [route 'b'] source: expected a mapping",
                 "routes.yaml:21:19 [route 'b'] destinations: needs at least one destination",
                 "routes.yaml:23:58 [route 'c'] source.jetstream.ackWait: expected a duration such as "
-                "30s, 1m or 250ms",
+                "30s, 1m or 250ms, more than 0, at most 8760h",
                 "routes.yaml:23:77 [route 'c'] source.jetstream.backoff[1]: expected a duration such "
-                "as 30s, 1m or 250ms",
+                "as 30s, 1m or 250ms, at most 8760h",
                 "routes.yaml:25:14 [route 'c'] transform[0].set: expected a mapping of field paths to "
                 "expressions",
                 "routes.yaml:26:17 [route 'c'] transform[1].remove: expected a field path or a list "
