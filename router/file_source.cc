@@ -13,6 +13,7 @@ FileSource::FileSource(std::string path, int64_t poll_ms, Apply apply, Reject re
 FileSource::~FileSource() { stop(); }
 
 bool FileSource::poll() {
+  std::lock_guard poll_lock(poll_mu_);
   std::ifstream in(path_, std::ios::binary);
   std::string content;
   if (in) {

@@ -34,6 +34,7 @@ class FileSource {
   int64_t poll_ms_;
   Apply apply_;
   Reject reject_;
+  std::mutex poll_mu_;  // poll() runs on the poll thread and on SIGHUP from the main thread
   std::string last_content_hash_;
   uint64_t generation_ = 0;
   std::mutex mu_;

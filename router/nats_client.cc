@@ -17,6 +17,15 @@ std::string status_text(natsStatus s) {
   return out;
 }
 
+// A server answered and said no: retrying with the same credentials and certificates gets
+// the same answer, so these are configuration errors rather than an outage.
+bool refused_by_server(natsStatus s) {
+  return s == NATS_CONNECTION_AUTH_FAILED || s == NATS_SSL_ERROR || s == NATS_SECURE_CONNECTION_REQUIRED ||
+         s == NATS_SECURE_CONNECTION_WANTED || s == NATS_NOT_PERMITTED;
+}
+
+void connected_later(natsConnection*, void*) {}
+
 }  // namespace
 
 bool read_secret_file(const std::string& path, std::string& out, std::string& error) {
@@ -67,8 +76,6 @@ bool NatsClient::connect(const NatsConfig& config, std::string& error) {
       !check(natsOptions_SetReconnectJitter(opts_, config.reconnect_jitter_ms, config.reconnect_jitter_ms * 4),
              "reconnect jitter") ||
       !check(natsOptions_SetTimeout(opts_, config.connect_timeout_ms), "connect timeout") ||
-      // Start even when no server answers yet; the client keeps trying in the background.
-      !check(natsOptions_SetRetryOnFailedConnect(opts_, true, nullptr, nullptr), "retry on connect") ||
       !check(natsOptions_SetReconnectBufSize(opts_, 32 * 1024 * 1024), "reconnect buffer")) {
     return false;
   }
@@ -109,6 +116,25 @@ bool NatsClient::connect(const NatsConfig& config, std::string& error) {
     if (!check(natsOptions_SetNKeyFromSeed(opts_, pub.c_str(), config.nkey_seed_file.c_str()), "NKey")) {
       return false;
     }
+  }
+  // One pass over the servers first, without retry, so that a server that answers and
+  // refuses us is reported instead of retried in silence. (Retry with no connected callback
+  // makes cnats retry inside natsConnection_Connect, forever with MaxReconnect -1: connect()
+  // never returned while no server answered or one refused the credentials, and the
+  // router, which blocks SIGTERM before connecting, could only be killed.)
+  if (!check(natsOptions_SetRetryOnFailedConnect(opts_, false, nullptr, nullptr), "retry on connect")) {
+    return false;
+  }
+  s = natsConnection_Connect(&conn_, opts_);
+  if (s == NATS_OK) return true;
+  if (refused_by_server(s)) {
+    error = "connect: " + status_text(s);
+    return false;
+  }
+  // No server answers yet: start anyway. The callback is what makes cnats return
+  // NATS_NOT_YET_CONNECTED and keep trying in the background.
+  if (!check(natsOptions_SetRetryOnFailedConnect(opts_, true, connected_later, nullptr), "retry on connect")) {
+    return false;
   }
   s = natsConnection_Connect(&conn_, opts_);
   if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
@@ -251,7 +277,12 @@ void NatsClient::drain(int64_t timeout_ms) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     natsSubscription_WaitForDrainCompletion(s, std::max<int64_t>(1, left.count()));
   }
-  if (conn_ != nullptr) natsConnection_FlushTimeout(conn_, std::max<int64_t>(100, timeout_ms / 4));
+  // Within the same deadline, not after it: callers give drain() their whole budget. A
+  // flush needs the server's answer; while disconnected it could only wait out the deadline.
+  if (connected()) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    natsConnection_FlushTimeout(conn_, std::max<int64_t>(1, left.count()));
+  }
 }
 
 bool NatsClient::connected() const {

@@ -55,8 +55,9 @@ class NatsClient {
   NatsClient(const NatsClient&) = delete;
   NatsClient& operator=(const NatsClient&) = delete;
 
-  // Connects (retrying in the background when no server answers yet). Returns false with
-  // a message on a configuration error (unreadable certificate, bad seed...).
+  // Connects. When no server answers yet it returns true and keeps trying in the
+  // background; when a server refuses (credentials, TLS, permissions) or the configuration
+  // is wrong (unreadable certificate, bad seed), it returns false with the reason.
   bool connect(const NatsConfig& config, std::string& error);
 
   // Async queue subscription; the handler runs on the subscription's delivery thread.

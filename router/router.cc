@@ -1,5 +1,6 @@
 #include "router/router.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -266,6 +267,15 @@ void Router::stop() {
   }
   hb_cv_.notify_all();
   if (heartbeat_.joinable()) heartbeat_.join();
+  // All of the stop fits in one grace period, the last heartbeat's flush included: with
+  // NATS gone nothing can be confirmed and every wait runs to its end, and the process
+  // must still exit within --grace.
+  using namespace std::chrono;
+  const auto deadline = steady_clock::now() + milliseconds(config_.grace_ms);
+  const int64_t heartbeat_reserve = std::min<int64_t>(1000, config_.grace_ms / 4);
+  auto left = [&](int64_t reserve) {
+    return std::max<int64_t>(1, duration_cast<milliseconds>(deadline - steady_clock::now()).count() - reserve);
+  };
   // JetStream first: each consumer finishes (acks or NAKs) the batch it holds.
   {
     std::lock_guard lock(mu_);
@@ -273,13 +283,14 @@ void Router::stop() {
     consumers_.clear();
   }
   // Stop taking events, let handlers finish what they hold, flush what they published.
-  nats_.drain(config_.grace_ms);
+  nats_.drain(left(heartbeat_reserve));
   {
     std::lock_guard lock(mu_);
     status_.state = status_.state == "applied" ? "stopped" : status_.state;
   }
   send_heartbeat();
-  nats_.flush(1000);
+  // Not connected (an outage, or a router that failed to start): nothing to wait for.
+  if (nats_.connected()) nats_.flush(left(0));
 }
 
 bool Router::ready(std::string& why) const {

@@ -154,7 +154,10 @@ int main(int argc, char** argv) {
         std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
       }
     }
-    nc.flush(5000);
+    if (!nc.flush(5000)) {
+      std::cerr << "error: could not deliver to the server (not connected?)\n";
+      return 1;
+    }
     if (bad > 0) std::cerr << bad << " lines were not events\n";
     return bad > 0 ? 1 : 0;
   }

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 namespace switchboard::testing {
@@ -126,6 +127,16 @@ NatsServer::NatsServer(bool jetstream, const std::vector<std::string>& extra_arg
   launch();
 }
 
+NatsServer::NatsServer(const Config& config, const std::vector<std::string>& extra_args) : extra_(extra_args) {
+  port_ = free_port();
+  char tmpl[] = "/tmp/switchboard-nats-XXXXXX";
+  dir_ = ::mkdtemp(tmpl);
+  config_path_ = dir_ + "/nats-server.conf";
+  log_path_ = dir_ + "/nats-server.log";
+  std::ofstream(config_path_) << config.body << "\n";
+  launch();
+}
+
 // Debian installs nats-server in /usr/sbin, which is not on every PATH.
 std::string nats_server_binary() {
   if (const char* e = std::getenv("SWITCHBOARD_NATS_SERVER")) return e;
@@ -140,8 +151,9 @@ void NatsServer::launch() {
   if (jetstream_) {
     argv.insert(argv.end(), {"-js", "-sd", dir_});
   }
+  if (!config_path_.empty()) argv.insert(argv.end(), {"-c", config_path_});
   argv.insert(argv.end(), extra_.begin(), extra_.end());
-  proc_ = Process(argv, {}, "/dev/null");
+  proc_ = Process(argv, {}, log_path_);
   ok_ = wait_for_port(port_, 10000);
 }
 

@@ -46,12 +46,22 @@ class Process {
 class NatsServer {
  public:
   explicit NatsServer(bool jetstream = false, const std::vector<std::string>& extra_args = {});
+  // A server configured by a nats-server config file with this body (authorization, tls...),
+  // written to a temporary folder; address and port still come from the command line, which
+  // overrides the file. A struct rather than a string so that a literal cannot silently
+  // convert to the `bool jetstream` of the other constructor.
+  struct Config {
+    std::string body;
+  };
+  explicit NatsServer(const Config& config, const std::vector<std::string>& extra_args = {});
   ~NatsServer();
   int port() const { return port_; }
   std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
   bool ok() const { return ok_; }
   void stop() { proc_.stop(); }
   void restart();
+  // The server's own log: "/dev/null" unless the server was started from a Config.
+  const std::string& log_path() const { return log_path_; }
 
  private:
   void launch();
@@ -59,6 +69,8 @@ class NatsServer {
   bool jetstream_ = false;
   std::vector<std::string> extra_;
   std::string dir_;
+  std::string config_path_;
+  std::string log_path_ = "/dev/null";
   Process proc_;
   bool ok_ = false;
 };
