@@ -128,24 +128,7 @@ void JetStreamConsumer::loop() {
         jsMsgMetaData_Destroy(meta);
       }
       NatsHeaders headers;
-      const char** keys = nullptr;
-      int count = 0;
-      if (natsMsgHeader_Keys(m, &keys, &count) == NATS_OK) {
-        for (int k = 0; k < count; ++k) {
-          const char** values = nullptr;
-          int n = 0;
-          if (natsMsgHeader_Values(m, keys[k], &values, &n) == NATS_OK) {
-            for (int v = 0; v < n; ++v) headers.emplace_back(keys[k], values[v]);
-            free(values);
-          }
-        }
-        free(keys);
-      }
-      const char* data = natsMsg_GetData(m);
-      NatsMessage message{m, natsMsg_GetSubject(m),
-                          std::string_view(data == nullptr ? "" : data,
-                                           static_cast<size_t>(natsMsg_GetDataLength(m))),
-                          &headers};
+      NatsMessage message = view_of(m, headers);
       JetStreamDelivery d{m, message, attempts,
                           attempts >= static_cast<uint64_t>(spec_.max_deliver), id_base};
       decided.emplace_back(m, handler_(d));

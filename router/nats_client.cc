@@ -144,9 +144,8 @@ bool NatsClient::connect(const NatsConfig& config, std::string& error) {
   return true;
 }
 
-void NatsClient::on_message(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
-  auto* handler = static_cast<Handler*>(closure);
-  NatsHeaders headers;
+NatsMessage view_of(natsMsg* msg, NatsHeaders& headers) {
+  headers.clear();
   const char** keys = nullptr;
   int count = 0;
   if (natsMsgHeader_Keys(msg, &keys, &count) == NATS_OK) {
@@ -161,10 +160,14 @@ void NatsClient::on_message(natsConnection*, natsSubscription*, natsMsg* msg, vo
     free(keys);
   }
   const char* data = natsMsg_GetData(msg);
-  NatsMessage m{msg, natsMsg_GetSubject(msg),
-                std::string_view(data == nullptr ? "" : data, static_cast<size_t>(natsMsg_GetDataLength(msg))),
-                &headers};
-  (*handler)(m);
+  return NatsMessage{msg, natsMsg_GetSubject(msg),
+                     std::string_view(data == nullptr ? "" : data, static_cast<size_t>(natsMsg_GetDataLength(msg))),
+                     &headers};
+}
+
+void NatsClient::on_message(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+  NatsHeaders headers;
+  (*static_cast<Handler*>(closure))(view_of(msg, headers));
   natsMsg_Destroy(msg);
 }
 

@@ -46,6 +46,10 @@ struct NatsMessage {
   const NatsHeaders* headers;
 };
 
+// The view of a cnats message that the router works on; `headers` receives its headers
+// (every value of a repeated one) and must outlive the view.
+NatsMessage view_of(natsMsg* msg, NatsHeaders& headers);
+
 class NatsClient {
  public:
   using Handler = std::function<void(const NatsMessage&)>;

@@ -3,8 +3,10 @@
 #include <re2/re2.h>
 
 #include <algorithm>
+#include <new>
 
 #include "core/cel/functions.h"
+#include "core/json/document.h"
 
 namespace switchboard::cel {
 
@@ -279,7 +281,71 @@ bool charge(EvalState& s, uint64_t cost) {
 
 Value eval(const Expr& e, Frame& f);
 
+// A chain of plain selections (a.b.c) is walked in one go: the base variable is read in
+// place, and while the chain stays inside a JSON document only node indices change, so
+// one Value is built at the end rather than one per step. Errors, and the steps charged,
+// are those of evaluating each selection on its own.
+constexpr size_t kMaxChain = 16;
+
+Value select_chain(const Expr& e, Frame& f) {
+  const Expr* links[kMaxChain];  // links[0] is `e`, the last selection applied
+  size_t depth = 0;
+  const Expr* base = &e;
+  while (base->kind == ExprKind::Select && !base->test_only && depth < kMaxChain) {
+    links[depth++] = base;
+    base = base->args[0].get();
+  }
+  // eval() charged the step of `e` already.
+  f.state.steps += depth - 1;
+  if (f.state.steps > f.state.max_steps) {
+    f.state.exhausted = true;
+    return budget_error(f.state);
+  }
+  Value held;  // the current value when it is not the base variable itself
+  const Value* current = &held;
+  if (base->kind == ExprKind::Ident) {
+    if (++f.state.steps > f.state.max_steps) {
+      f.state.exhausted = true;
+      return budget_error(f.state);
+    }
+    const auto slot = static_cast<uint32_t>(base->slot);
+    current = slot < f.n_globals ? &f.globals[slot] : &f.locals[slot - f.n_globals];
+  } else {
+    held = eval(*base, f);
+  }
+  for (size_t i = depth; i-- > 0;) {
+    if (current->is_error()) return *current;
+    if (current->kind() != Kind::Map) {
+      return Value::error("cannot select field '" + links[i]->name + "' from a value of type " +
+                          std::string(type_name(*current)));
+    }
+    if (current->is_json()) {
+      const json::Document* doc = current->json_doc();
+      uint32_t node = current->json_node();
+      for (;;) {
+        node = doc->find_member(node, links[i]->name);
+        if (node == 0) return Value::error("no such key: '" + links[i]->name + "'");
+        if (i == 0) return Value::json(doc, node);
+        --i;
+        if (doc->node(node).type != json::Type::Object) break;
+      }
+      held = Value::json(doc, node);
+      current = &held;
+      ++i;  // the selection at i still applies, to a value that is not an object
+      continue;
+    }
+    bool found = false;
+    Value v = current->find(Value::string_view(links[i]->name), found);
+    if (!found) return Value::error("no such key: '" + links[i]->name + "'");
+    if (i == 0) return v;
+    held = std::move(v);
+    current = &held;
+  }
+  return held;  // not reached: depth >= 1
+}
+
 Value select(const Expr& e, Frame& f) {
+  if (!e.test_only) return select_chain(e, f);
   Value target = eval(*e.args[0], f);
   if (target.is_error()) return target;
   if (target.kind() != Kind::Map) {
@@ -383,6 +449,44 @@ Value comprehension(const Expr& e, Frame& f) {
   }
 }
 
+// Only the arguments a call has are constructed: most calls have two of the four slots.
+class CallArgs {
+ public:
+  CallArgs() = default;
+  CallArgs(const CallArgs&) = delete;
+  CallArgs& operator=(const CallArgs&) = delete;
+  ~CallArgs() {
+    for (size_t i = 0; i < n_; ++i) data()[i].~Value();
+  }
+  Value* data() { return std::launder(reinterpret_cast<Value*>(storage_)); }
+  // Evaluates straight into the next slot: the result is constructed there, not moved.
+  const Value& push_eval(const Expr& e, Frame& f) {
+    Value* slot = new (storage_ + n_ * sizeof(Value)) Value(eval(e, f));
+    ++n_;
+    return *slot;
+  }
+  size_t size() const { return n_; }
+
+ private:
+  alignas(Value) unsigned char storage_[4 * sizeof(Value)];
+  size_t n_ = 0;
+};
+
+Value call(const Expr& e, Frame& f) {
+  CallArgs args;
+  const size_t n = e.args.size();  // at most 4: the checker holds calls to max_args
+  for (size_t i = 0; i < n; ++i) {
+    const Value& arg = args.push_eval(*e.args[i], f);
+    if (arg.is_error()) return arg;
+  }
+  uint64_t read = 0;
+  for (size_t i = 0; i < n; ++i) read += text_cost(args.data()[i]);
+  if (!charge(f.state, read)) return budget_error(f.state);
+  Value result = e.fn->impl(e, args.data(), n, f.state);
+  if (!charge(f.state, built_cost(result))) return budget_error(f.state);
+  return result;
+}
+
 Value eval(const Expr& e, Frame& f) {
   if (++f.state.steps > f.state.max_steps) {
     f.state.exhausted = true;
@@ -474,20 +578,8 @@ Value eval(const Expr& e, Frame& f) {
     }
     case ExprKind::Comprehension:
       return comprehension(e, f);
-    case ExprKind::Call: {
-      Value args[4];
-      size_t n = e.args.size();
-      for (size_t i = 0; i < n; ++i) {
-        args[i] = eval(*e.args[i], f);
-        if (args[i].is_error()) return args[i];
-      }
-      uint64_t read = 0;
-      for (size_t i = 0; i < n; ++i) read += text_cost(args[i]);
-      if (!charge(f.state, read)) return budget_error(f.state);
-      Value result = e.fn->impl(e, args, n, f.state);
-      if (!charge(f.state, built_cost(result))) return budget_error(f.state);
-      return result;
-    }
+    case ExprKind::Call:
+      return call(e, f);
   }
   return Value::error("unknown expression kind");
 }
@@ -505,6 +597,71 @@ std::variant<Program, Diagnostic> Program::compile_unchecked(std::string_view so
   return build(source, env, limits, false);
 }
 
+namespace {
+
+void sum_string_literals(const Expr& e, size_t& total) {
+  if (e.kind == ExprKind::Literal && e.literal.kind() == Kind::String) total += e.literal.text().size();
+  for (const auto& a : e.args) sum_string_literals(*a, total);
+}
+
+void borrow_string_literals(Expr& e, std::string& arena) {
+  if (e.kind == ExprKind::Literal && e.literal.kind() == Kind::String) {
+    const size_t at = arena.size();
+    arena += e.literal.text();
+    e.literal = Value::string_view(std::string_view(arena).substr(at));
+  }
+  for (auto& a : e.args) borrow_string_literals(*a, arena);
+}
+
+bool borrows_from(const Value& v, std::string_view arena) {
+  switch (v.kind()) {
+    case Kind::String:
+      // <=: an empty literal may point at the end of the buffer.
+      return v.text().data() >= arena.data() && v.text().data() <= arena.data() + arena.size();
+    case Kind::List:
+      if (v.is_json()) return false;
+      for (const Value& item : v.owned_list()) {
+        if (borrows_from(item, arena)) return true;
+      }
+      return false;
+    case Kind::Map:
+      if (v.is_json()) return false;
+      for (const auto& [k, val] : v.owned_map()) {
+        if (borrows_from(k, arena) || borrows_from(val, arena)) return true;
+      }
+      return false;
+    default:
+      return false;
+  }
+}
+
+// A copy of `v` whose literal strings own their text.
+Value own_literals(const Value& v, std::string_view arena) {
+  if (!borrows_from(v, arena)) return v;
+  switch (v.kind()) {
+    case Kind::String:
+      return Value::string(std::string(v.text()));
+    case Kind::List: {
+      ValueList items;
+      items.reserve(v.owned_list().size());
+      for (const Value& item : v.owned_list()) items.push_back(own_literals(item, arena));
+      return Value::list(std::move(items));
+    }
+    case Kind::Map: {
+      MapEntries entries;
+      entries.reserve(v.owned_map().size());
+      for (const auto& [k, val] : v.owned_map()) {
+        entries.emplace_back(own_literals(k, arena), own_literals(val, arena));
+      }
+      return Value::map(std::move(entries));
+    }
+    default:
+      return v;
+  }
+}
+
+}  // namespace
+
 std::variant<Program, Diagnostic> Program::build(std::string_view source, const Environment& env,
                                                  const Limits& limits, bool strict) {
   auto parsed = parse(source, limits.parse);
@@ -517,6 +674,17 @@ std::variant<Program, Diagnostic> Program::build(std::string_view source, const 
     return make_diagnostic(source, err.pos, err.message);
   }
   Program p;
+  // String literals borrow their text from one buffer the program owns, so using one
+  // (`x == 'gold'`) copies a view instead of counting references to a heap string.
+  // evaluate() gives results that borrow from it their own copy.
+  size_t literal_bytes = 0;
+  sum_string_literals(*root, literal_bytes);
+  if (literal_bytes > 0) {
+    auto arena = std::make_shared<std::string>();
+    arena->reserve(literal_bytes);  // no reallocation: the views stay valid
+    borrow_string_literals(*root, *arena);
+    p.literals_ = std::move(arena);
+  }
   p.source_ = std::make_shared<const std::string>(source);
   p.root_ = std::move(root);
   p.globals_ = static_cast<uint32_t>(env.names().size());
@@ -539,17 +707,22 @@ bool reads_slot(const Expr& e, int slot) {
 bool Program::references(int slot) const { return reads_slot(*root_, slot); }
 
 Value Program::evaluate(const Activation& activation) const {
-  Value locals_storage[8];
-  std::vector<Value> locals_heap;
-  Value* locals = locals_storage;
-  if (locals_ > 8) {
-    locals_heap.resize(locals_);
-    locals = locals_heap.data();
+  auto run = [&](Value* locals) {
+    Frame f{activation.data(), locals, globals_, EvalState{0, max_steps_, max_string_bytes_, false}};
+    Value v = eval(*root_, f);
+    if (f.state.exhausted) return budget_error(f.state);
+    // The result may outlive the program: it must not borrow the program's literals.
+    if (literals_ && borrows_from(v, *literals_)) return own_literals(v, *literals_);
+    return v;
+  };
+  // Most expressions have no comprehension, hence no locals to construct.
+  if (locals_ == 0) return run(nullptr);
+  if (locals_ <= 8) {
+    Value locals[8];
+    return run(locals);
   }
-  Frame f{activation.data(), locals, globals_, EvalState{0, max_steps_, max_string_bytes_, false}};
-  Value v = eval(*root_, f);
-  if (f.state.exhausted) return budget_error(f.state);
-  return v;
+  std::vector<Value> locals(locals_);
+  return run(locals.data());
 }
 
 }  // namespace switchboard::cel

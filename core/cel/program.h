@@ -43,6 +43,7 @@ class Activation {
  public:
   explicit Activation(const Environment& env) : values_(env.names().size()) {}
   void set(int slot, Value v) { values_[static_cast<size_t>(slot)] = std::move(v); }
+  Value& at(int slot) { return values_[static_cast<size_t>(slot)]; }
   const Value* data() const { return values_.data(); }
 
  private:
@@ -76,6 +77,7 @@ class Program {
                                                  const Limits& limits, bool strict);
 
   std::shared_ptr<const std::string> source_;
+  std::shared_ptr<const std::string> literals_;  // text of the string literals, or null
   std::shared_ptr<const Expr> root_;
   uint32_t locals_ = 0;
   uint32_t globals_ = 0;

@@ -25,43 +25,12 @@ struct Value::MapHeap final : Heap {
   MapEntries entries;
 };
 
-Value Value::boolean(bool b) {
-  Value v;
-  v.kind_ = Kind::Bool;
-  v.s_.b = b;
-  return v;
-}
-Value Value::integer(int64_t i) {
-  Value v;
-  v.kind_ = Kind::Int;
-  v.s_.i = i;
-  return v;
-}
-Value Value::uinteger(uint64_t u) {
-  Value v;
-  v.kind_ = Kind::Uint;
-  v.s_.u = u;
-  return v;
-}
-Value Value::dbl(double d, std::string_view raw_json) {
-  Value v;
-  v.kind_ = Kind::Double;
-  v.s_.d = d;
-  v.text_ = raw_json;
-  return v;
-}
 Value Value::string(std::string s) {
   Value v;
   v.kind_ = Kind::String;
   auto heap = std::make_shared<const StringHeap>(std::move(s));
   v.text_ = heap->text;
   v.heap_ = std::move(heap);
-  return v;
-}
-Value Value::string_view(std::string_view borrowed) {
-  Value v;
-  v.kind_ = Kind::String;
-  v.text_ = borrowed;
   return v;
 }
 Value Value::bytes(std::string s) {
@@ -78,7 +47,8 @@ Value Value::list(ValueList items) {
 Value Value::map(MapEntries entries) {
   Value v;
   v.kind_ = Kind::Map;
-  v.heap_ = std::make_shared<const MapHeap>(std::move(entries));
+  // Not const: unique_map() may edit the entries while this Value is their only holder.
+  v.heap_ = std::make_shared<MapHeap>(std::move(entries));
   return v;
 }
 Value Value::json(const json::Document* doc, uint32_t node) {
@@ -139,6 +109,11 @@ const MapEntries& Value::owned_map() const {
   static const MapEntries empty;
   if (kind_ != Kind::Map || doc_ != nullptr || !heap_) return empty;
   return static_cast<const MapHeap&>(*heap_).entries;
+}
+
+MapEntries* Value::unique_map() {
+  if (kind_ != Kind::Map || doc_ != nullptr || !heap_ || heap_.use_count() != 1) return nullptr;
+  return &const_cast<MapHeap&>(static_cast<const MapHeap&>(*heap_)).entries;
 }
 
 size_t Value::size() const {

@@ -92,6 +92,9 @@ class Value {
   // Owned containers (valid only when !is_json()).
   const ValueList& owned_list() const;
   const MapEntries& owned_map() const;
+  // The entries of an owned map that no other Value shares, for editing in place (copy on
+  // write); nullptr when the map is JSON-backed or shared. Editing must keep keys unique.
+  MapEntries* unique_map();
 
   // Makes a borrowed value self-contained (copies JSON-backed data into owned values).
   Value detach() const;
@@ -115,6 +118,39 @@ class Value {
   const json::Document* doc_ = nullptr;
   std::shared_ptr<const Heap> heap_;
 };
+
+// The scalar factories are inline: the evaluator makes one per step.
+inline Value Value::boolean(bool b) {
+  Value v;
+  v.kind_ = Kind::Bool;
+  v.s_.b = b;
+  return v;
+}
+inline Value Value::integer(int64_t i) {
+  Value v;
+  v.kind_ = Kind::Int;
+  v.s_.i = i;
+  return v;
+}
+inline Value Value::uinteger(uint64_t u) {
+  Value v;
+  v.kind_ = Kind::Uint;
+  v.s_.u = u;
+  return v;
+}
+inline Value Value::dbl(double d, std::string_view raw_json) {
+  Value v;
+  v.kind_ = Kind::Double;
+  v.s_.d = d;
+  v.text_ = raw_json;
+  return v;
+}
+inline Value Value::string_view(std::string_view borrowed) {
+  Value v;
+  v.kind_ = Kind::String;
+  v.text_ = borrowed;
+  return v;
+}
 
 // CEL type name of a value ("int", "list", "google.protobuf.Timestamp", ...).
 std::string_view type_name(const Value& v);

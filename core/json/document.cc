@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
 #include <charconv>
 #include <cstring>
@@ -28,6 +29,22 @@ constexpr std::array<bool, 256> kWhitespace = [] {
 }();
 
 inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// Powers of ten that a double holds exactly.
+constexpr double kExactPowersOfTen[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                        1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                        1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+constexpr int kMaxExactPowerOfTen = 22;
+constexpr uint64_t kMaxExactMantissa = uint64_t{1} << 53;
+
+// The 64 bits a Number node keeps in str_off and str_len.
+inline uint64_t spare_bits(const Node& n) {
+  return (static_cast<uint64_t>(n.str_len) << 32) | n.str_off;
+}
+inline void set_spare_bits(Node& n, uint64_t bits) {
+  n.str_off = static_cast<uint32_t>(bits);
+  n.str_len = static_cast<uint32_t>(bits >> 32);
+}
 
 // Flags, in the high bit of each byte, the bytes of `word` that a string literal cannot
 // take as they are: control characters, '"', '\\' and non-ASCII. The borrows in these
@@ -259,35 +276,68 @@ struct Document::Parser {
     return true;
   }
 
+  // Also computes the value when that is cheap and exact: a mantissa of at most 2^53 and
+  // a power of ten of at most 22 are both exact doubles, so one multiplication or
+  // division rounds once, correctly, giving what from_chars gives. Other literals are
+  // read by number_value() on demand.
   [[gnu::always_inline]] bool parse_number() {
     const char* start = p;
     bool integral = true;
-    if (*p == '-') ++p;
+    const bool negative = *p == '-';
+    uint64_t mantissa = 0;  // wraps when there are more than 19 digits; then unused
+    ptrdiff_t digits = 0;
+    ptrdiff_t exponent = 0;
+    if (negative) ++p;
     if (*p == '0') {
       ++p;
       if (is_digit(*p)) return fail("leading zero in number", start);
     } else if (is_digit(*p)) {
-      while (is_digit(*p)) ++p;
+      const char* first = p;
+      while (is_digit(*p)) {
+        mantissa = mantissa * 10 + static_cast<uint64_t>(*p - '0');
+        ++p;
+      }
+      digits = p - first;
     } else {
       return fail("expected a digit in number", p);
     }
     if (*p == '.') {
       ++p;
       if (!is_digit(*p)) return fail("expected a digit after '.' in number", p);
-      while (is_digit(*p)) ++p;
+      const char* first = p;
+      while (is_digit(*p)) {
+        mantissa = mantissa * 10 + static_cast<uint64_t>(*p - '0');
+        ++p;
+      }
+      digits += p - first;
+      exponent = first - p;
       integral = false;
     }
     if (*p == 'e' || *p == 'E') {
       ++p;
+      const bool exponent_negative = *p == '-';
       if (*p == '+' || *p == '-') ++p;
       if (!is_digit(*p)) return fail("expected a digit in exponent of number", p);
-      while (is_digit(*p)) ++p;
+      ptrdiff_t written = 0;  // saturates: only whether it is small matters
+      while (is_digit(*p)) {
+        if (written < 100000) written = written * 10 + (*p - '0');
+        ++p;
+      }
+      exponent += exponent_negative ? -written : written;
       integral = false;
     }
     const uint32_t index = push_node(Type::Number, start);
     Node& node = doc.nodes_[index];
     node.end = offset(p);
     node.integral = integral;
+    if (digits <= 19 && mantissa <= kMaxExactMantissa && exponent >= -kMaxExactPowerOfTen &&
+        exponent <= kMaxExactPowerOfTen) {
+      double value = static_cast<double>(mantissa);
+      value = exponent < 0 ? value / kExactPowersOfTen[-exponent]
+                           : value * kExactPowersOfTen[exponent];
+      set_spare_bits(node, std::bit_cast<uint64_t>(negative ? -value : value));
+      node.has_number = true;
+    }
     return true;
   }
 
@@ -532,6 +582,7 @@ std::string_view Document::string_value(uint32_t i) const {
 double Document::number_value(uint32_t i) const {
   const Node& n = nodes_[i];
   if (n.type != Type::Number) return 0.0;
+  if (n.has_number) return std::bit_cast<double>(spare_bits(n));
   const std::string_view literal = raw(i);
   double value = 0.0;
   const auto result = std::from_chars(literal.data(), literal.data() + literal.size(), value);
@@ -562,15 +613,60 @@ bool Document::uint64_value(uint32_t i, uint64_t& out) const {
   return true;
 }
 
+namespace {
+
+// Objects with more members than this are not checked for repeated keys (the check
+// compares every pair); they are treated as if they repeated one.
+constexpr uint32_t kMaxCheckedMembers = 32;
+enum : uint32_t { kKeysUnchecked = 0, kKeysUnique = 1, kKeysMayRepeat = 2 };
+
+}  // namespace
+
+// Checked on the first lookup in an object rather than at parse time, so that a payload
+// only passed through never pays for it, and remembered in the object's node (whose
+// str_off is 0 after the parse). Through std::atomic_ref, so that lookups on one
+// document from several threads stay race-free; they would store the same answer.
+bool Document::keys_unique(uint32_t obj) const {
+  std::atomic_ref<uint32_t> state(nodes_[obj].str_off);
+  const uint32_t known = state.load(std::memory_order_relaxed);
+  if (known != kKeysUnchecked) return known == kKeysUnique;
+  const uint32_t count = nodes_[obj].count;
+  bool unique = count <= kMaxCheckedMembers;
+  uint32_t keys[kMaxCheckedMembers];  // key nodes seen so far
+  uint32_t key = first_child(obj);
+  for (uint32_t m = 0; m < count && unique; ++m) {
+    const uint32_t length = nodes_[key].str_len;
+    for (uint32_t e = 0; e < m; ++e) {
+      if (nodes_[keys[e]].str_len == length && string_value(keys[e]) == string_value(key)) {
+        unique = false;
+        break;
+      }
+    }
+    keys[m] = key;
+    key = nodes_[key + 1].next;
+  }
+  state.store(unique ? kKeysUnique : kKeysMayRepeat, std::memory_order_relaxed);
+  return unique;
+}
+
 // With duplicate keys the last occurrence wins, as in most JSON libraries that build a
-// map (and in JavaScript's JSON.parse), so the whole object is always scanned.
+// map (and in JavaScript's JSON.parse), so the whole object is scanned unless the
+// document is known to repeat no key. Keys are compared by length first: most differ
+// there, which keeps the scan cheap.
 uint32_t Document::find_member(uint32_t obj, std::string_view key) const {
   if (obj >= nodes_.size() || nodes_[obj].type != Type::Object) return 0;
+  const bool first_wins = keys_unique(obj);
   uint32_t found = 0;
   uint32_t key_index = first_child(obj);
   for (uint32_t m = 0; m < nodes_[obj].count; ++m) {
     const uint32_t value_index = key_index + 1;
-    if (string_value(key_index) == key) found = value_index;
+    const Node& k = nodes_[key_index];
+    if (k.str_len == key.size() &&
+        (key.empty() || std::memcmp((k.escaped ? arena_ : source_).data() + k.str_off,
+                                    key.data(), key.size()) == 0)) {
+      found = value_index;
+      if (first_wins) break;
+    }
     key_index = nodes_[value_index].next;
   }
   return found;
@@ -578,10 +674,35 @@ uint32_t Document::find_member(uint32_t obj, std::string_view key) const {
 
 void append_quoted(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
-  out.reserve(out.size() + s.size() + 2);
+  // Most text needs no escape: find the first byte that might, eight bytes at a time
+  // (special_string_bytes also flags non-ASCII bytes, which the loop below passes over).
+  size_t clean = 0;
+  if constexpr (std::endian::native == std::endian::little) {
+    while (s.size() - clean >= 8) {
+      uint64_t word;
+      std::memcpy(&word, s.data() + clean, sizeof word);
+      const uint64_t special = special_string_bytes(word);
+      if (special != 0) {
+        clean += static_cast<size_t>(std::countr_zero(special) / 8);
+        break;
+      }
+      clean += 8;
+    }
+  }
+  while (clean < s.size() && kPlainStringByte[static_cast<unsigned char>(s[clean])]) ++clean;
+  const size_t at = out.size();
+  if (clean == s.size()) {
+    out.resize(at + s.size() + 2);
+    char* dst = out.data() + at;
+    dst[0] = '"';
+    if (!s.empty()) std::memcpy(dst + 1, s.data(), s.size());
+    dst[s.size() + 1] = '"';
+    return;
+  }
+  out.reserve(at + s.size() + 2);
   out += '"';
   size_t run_begin = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
+  for (size_t i = clean; i < s.size(); ++i) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
     if (c >= 0x20 && c != '"' && c != '\\') continue;
     out.append(s.data() + run_begin, i - run_begin);

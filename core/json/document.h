@@ -21,13 +21,17 @@ struct Limits {
 // members follow it as key (a String node), value, key, value, ...
 struct Node {
   Type type;
-  bool escaped = false;   // String: the source has escapes, decoded text lives in the arena
-  bool integral = false;  // Number: no fraction and no exponent
+  bool escaped = false;     // String: the source has escapes, decoded text lives in the arena
+  bool integral = false;    // Number: no fraction and no exponent
+  bool has_number = false;  // Number: str_off/str_len hold the value (see number_value)
   uint32_t begin = 0;     // raw span in source(): [begin, end)
   uint32_t end = 0;
   uint32_t count = 0;     // Array: elements; Object: members
   uint32_t next = 0;      // index of the node after this whole subtree
-  uint32_t str_off = 0;   // String: decoded text, in source() or arena() (see escaped)
+  // String: decoded text, in source() or arena() (see escaped). A Number with has_number
+  // keeps the bits of its double here instead, read once at parse time rather than on
+  // every use. An Object notes in str_off whether its keys repeat, once looked up.
+  uint32_t str_off = 0;
   uint32_t str_len = 0;
 };
 
@@ -67,8 +71,11 @@ class Document {
 
   std::string source_;
   std::string arena_;
-  std::vector<Node> nodes_;
+  // Mutable for one thing only: the first find_member() on an object records in the
+  // object's node whether its keys repeat (see keys_unique).
+  mutable std::vector<Node> nodes_;
   std::string error_;
+  bool keys_unique(uint32_t obj) const;
   // Indices of the arrays/objects still open during parse(); a member so a warm parse
   // does not allocate, and an explicit stack so deep nesting cannot overflow the C++ stack.
   std::vector<uint32_t> open_containers_;

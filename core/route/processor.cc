@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <unordered_map>
 
 #include "core/cel/time.h"
 
@@ -51,62 +52,108 @@ bool scalar_text(const Value& v, std::string& out) {
   }
 }
 
-// Field-path edits on the working event. Only the maps along the path are copied; every
-// other value stays JSON-backed and is written back byte for byte.
+// Field-path edits on the working event. Only the maps along the path become owned;
+// every other value stays JSON-backed and is written back byte for byte. An owned map
+// that nothing else holds is edited in place instead of being copied for every edit.
+
+// Keys in member order. A JSON key that repeats keeps every position, each with the
+// value of its last occurrence: what key-by-key lookups (find_member) see.
 cel::MapEntries entries_of(const Value& m) {
-  cel::MapEntries entries;
   if (!m.is_json()) return m.owned_map();
-  cel::ValueList keys;
-  m.keys(keys);
-  entries.reserve(keys.size());
-  for (auto& k : keys) {
-    bool found = false;
-    Value v = m.find(k, found);
-    entries.emplace_back(std::move(k), std::move(v));
+  const json::Document& doc = *m.json_doc();
+  const uint32_t count = doc.node(m.json_node()).count;
+  cel::MapEntries entries;
+  entries.reserve(count + 1);  // + 1: the common edit adds a key
+  uint32_t key = json::Document::first_child(m.json_node());
+  for (uint32_t k = 0; k < count; ++k) {
+    const uint32_t value = key + 1;
+    entries.emplace_back(Value::string_view(doc.string_value(key)), Value::json(&doc, value));
+    key = doc.node(value).next;
+  }
+  // Repeated keys are rare; objects with many members get a hash map instead of pairs.
+  if (count > 16) {
+    std::unordered_map<std::string_view, size_t> last;
+    last.reserve(count);
+    for (size_t i = 0; i < entries.size(); ++i) last[entries[i].first.text()] = i;
+    if (last.size() != entries.size()) {
+      for (auto& entry : entries) entry.second = entries[last[entry.first.text()]].second;
+    }
+    return entries;
+  }
+  for (size_t i = 0; i < entries.size(); ++i) {
+    for (size_t j = entries.size() - 1; j > i; --j) {
+      if (entries[j].first.text() == entries[i].first.text()) {
+        entries[i].second = entries[j].second;
+        break;
+      }
+    }
   }
   return entries;
 }
 
+// Turns a map into one this Value alone holds, and returns its entries for editing.
+cel::MapEntries& editable_entries(Value& m) {
+  if (cel::MapEntries* entries = m.unique_map()) return *entries;
+  m = Value::map(entries_of(m));
+  return *m.unique_map();
+}
+
+cel::MapEntries::iterator find_entry(cel::MapEntries& entries, const std::string& key) {
+  return std::find_if(entries.begin(), entries.end(), [&](const auto& e) {
+    return e.first.kind() == Kind::String && e.first.text() == key;
+  });
+}
+
+// New keys borrow their text from the path, which the route table owns and which
+// outlives the working event.
 bool set_path(Value& root, const FieldPath& path, size_t i, Value v, std::string& error) {
   if (root.kind() != Kind::Map) {
     error = "cannot set '" + path[i] + "': the value there is " + std::string(cel::type_name(root)) +
             ", not an object";
     return false;
   }
-  cel::MapEntries entries = entries_of(root);
-  Value key = Value::string(path[i]);
-  auto it = std::find_if(entries.begin(), entries.end(),
-                         [&](const auto& e) { return e.first.kind() == Kind::String && e.first.text() == path[i]; });
+  cel::MapEntries& entries = editable_entries(root);
+  auto it = find_entry(entries, path[i]);
   if (i + 1 == path.size()) {
     if (it != entries.end()) it->second = std::move(v);
-    else entries.emplace_back(std::move(key), std::move(v));
-  } else {
-    Value child = it != entries.end() ? it->second : Value::map({});
-    if (!set_path(child, path, i + 1, std::move(v), error)) return false;
-    if (it != entries.end()) it->second = std::move(child);
-    else entries.emplace_back(std::move(key), std::move(child));
+    else entries.emplace_back(Value::string_view(path[i]), std::move(v));
+    return true;
   }
-  root = Value::map(std::move(entries));
+  if (it == entries.end()) {
+    entries.emplace_back(Value::string_view(path[i]), Value::map({}));
+    it = entries.end() - 1;
+  }
+  return set_path(it->second, path, i + 1, std::move(v), error);
+}
+
+// True when every step of the path below `i` names a member of a map.
+bool has_path(const Value& root, const FieldPath& path, size_t i) {
+  const Value* at = &root;
+  Value child;
+  for (; i < path.size(); ++i) {
+    if (at->kind() != Kind::Map) return false;
+    bool found = false;
+    child = at->find(Value::string_view(path[i]), found);
+    if (!found) return false;
+    at = &child;
+  }
   return true;
 }
 
-// Removes the field; returns its value through `removed` when present.
+// Removes the field; returns its value through `removed` when present. A missing field
+// changes nothing, so an untouched event keeps its source bytes.
 bool remove_path(Value& root, const FieldPath& path, size_t i, Value* removed) {
-  if (root.kind() != Kind::Map) return false;
-  bool found = false;
-  Value child = root.find(Value::string_view(path[i]), found);
-  if (!found) return false;
-  cel::MapEntries entries = entries_of(root);
-  auto it = std::find_if(entries.begin(), entries.end(),
-                         [&](const auto& e) { return e.first.kind() == Kind::String && e.first.text() == path[i]; });
-  if (i + 1 == path.size()) {
-    if (removed) *removed = it->second;
-    entries.erase(it);
-  } else {
-    if (!remove_path(it->second, path, i + 1, removed)) return false;
+  if (!has_path(root, path, i)) return false;
+  for (Value* at = &root;; ++i) {
+    cel::MapEntries& entries = editable_entries(*at);
+    auto it = find_entry(entries, path[i]);
+    if (i + 1 == path.size()) {
+      if (removed) *removed = std::move(it->second);
+      entries.erase(it);
+      return true;
+    }
+    at = &it->second;
   }
-  root = Value::map(std::move(entries));
-  return true;
 }
 
 std::string dotted(const FieldPath& p) {
@@ -192,9 +239,11 @@ bool encode_json(const Value& v, std::string& out, std::string& error, int depth
       return true;
     case Kind::List: {
       out += '[';
-      for (size_t i = 0; i < v.size(); ++i) {
-        if (i) out += ',';
-        if (!encode_json(v.element(i), out, error, depth + 1)) return false;
+      bool first = true;
+      for (const Value& item : v.owned_list()) {
+        if (!first) out += ',';
+        first = false;
+        if (!encode_json(item, out, error, depth + 1)) return false;
       }
       out += ']';
       return true;
@@ -205,14 +254,16 @@ bool encode_json(const Value& v, std::string& out, std::string& error, int depth
       for (const auto& [k, val] : v.owned_map()) {
         if (!first) out += ',';
         first = false;
-        std::string key;
         if (k.kind() == Kind::String) {
-          key = k.text();
-        } else if (!scalar_text(k, key)) {
-          error = "map key of type " + std::string(cel::type_name(k)) + " cannot be a JSON key";
-          return false;
+          json::append_quoted(out, k.text());
+        } else {
+          std::string key;
+          if (!scalar_text(k, key)) {
+            error = "map key of type " + std::string(cel::type_name(k)) + " cannot be a JSON key";
+            return false;
+          }
+          json::append_quoted(out, key);
         }
-        json::append_quoted(out, key);
         out += ':';
         if (!encode_json(val, out, error, depth + 1)) return false;
       }
@@ -230,17 +281,23 @@ Processor::Processor() : activation_(cel::Environment::routing()) {}
 
 void Processor::prepare(const Message& msg) {
   activation_.set(kSubject, Value::string_view(msg.subject));
-  cel::MapEntries headers;
+  // The previous message's headers map is refilled when nothing else kept it, which saves
+  // its allocations.
+  Value& headers_value = activation_.at(kHeaders);
+  cel::MapEntries* headers = headers_value.unique_map();
+  if (headers == nullptr) {
+    headers_value = Value::map({});
+    headers = headers_value.unique_map();
+  }
+  headers->clear();
   if (msg.headers != nullptr) {
-    headers.reserve(msg.headers->size());
     for (const auto& [k, v] : *msg.headers) {
       // NATS allows repeated headers; the first value wins, as Go's Header.Get does.
       bool dup = false;
-      for (const auto& e : headers) dup = dup || e.first.text() == k;
-      if (!dup) headers.emplace_back(Value::string_view(k), Value::string_view(v));
+      for (const auto& e : *headers) dup = dup || e.first.text() == k;
+      if (!dup) headers->emplace_back(Value::string_view(k), Value::string_view(v));
     }
   }
-  activation_.set(kHeaders, Value::map(std::move(headers)));
   parsed_ = doc_.parse(msg.payload);
   json_error_ = parsed_ ? std::string() : doc_.error();
   activation_.set(kEvent, parsed_ ? Value::json(&doc_, 0) : Value::null());
@@ -252,8 +309,8 @@ bool Processor::apply_steps(const std::vector<CompiledStep>& steps, Value& event
     switch (step.kind) {
       case StepSpec::Kind::Set: {
         // Every expression of one step sees the event as it was before the step.
-        std::vector<Value> values;
-        values.reserve(step.set.size());
+        std::vector<Value>& values = set_values_;
+        values.clear();
         for (const auto& [path, program] : step.set) {
           Value v = program.evaluate(activation_);
           if (v.is_error()) {
@@ -263,15 +320,18 @@ bool Processor::apply_steps(const std::vector<CompiledStep>& steps, Value& event
           }
           values.push_back(std::move(v));
         }
+        release_event();
         for (size_t i = 0; i < step.set.size(); ++i) {
           if (!set_path(event, step.set[i].first, 0, std::move(values[i]), error)) {
             where = step.origin + ".set." + dotted(step.set[i].first);
             return false;
           }
         }
+        values.clear();
         break;
       }
       case StepSpec::Kind::Remove:
+        release_event();
         if (event.kind() != Kind::Map) {
           where = step.origin + ".remove";
           error = "the payload is " + std::string(cel::type_name(event)) + ", not an object";
@@ -280,6 +340,7 @@ bool Processor::apply_steps(const std::vector<CompiledStep>& steps, Value& event
         for (const auto& path : step.remove) remove_path(event, path, 0, nullptr);
         break;
       case StepSpec::Kind::Rename:
+        release_event();
         if (event.kind() != Kind::Map) {
           where = step.origin + ".rename";
           error = "the payload is " + std::string(cel::type_name(event)) + ", not an object";
@@ -338,6 +399,9 @@ Result Processor::process_route(const RouteTable& table, uint32_t index, const M
   return run_route(table, index, msg);
 }
 
+// Edits of the working event happen in place when the activation does not hold it too.
+void Processor::release_event() { activation_.set(kEvent, Value()); }
+
 Result Processor::run_route(const RouteTable& table, uint32_t index, const Message& msg) {
   const CompiledRoute& route = table.routes()[index];
   Result r;
@@ -379,20 +443,23 @@ Result Processor::run_route(const RouteTable& table, uint32_t index, const Messa
   std::string payload;
   if (route.steps.empty()) {
     payload = msg.payload;
-  } else if (!encode_json(event, payload, error)) {
-    return fail(FailureReason::Encode, "transform", error);
+  } else {
+    // Room for a transform that adds a little: one allocation instead of a doubling series.
+    payload.reserve(msg.payload.size() + msg.payload.size() / 4 + 16);
+    if (!encode_json(event, payload, error)) return fail(FailureReason::Encode, "transform", error);
   }
   for (size_t d = 0; d < route.destinations.size(); ++d) {
     const CompiledDestination& dest = route.destinations[d];
-    std::string field = "destinations[" + std::to_string(d) + "]";
+    // Only failures name the destination: no string building on the way to success.
+    auto field = [d] { return "destinations[" + std::to_string(d) + "]"; };
     Published out;
     out.jetstream = dest.jetstream;
     for (size_t i = 0; i < dest.subject.exprs.size(); ++i) {
       out.subject += dest.subject.literals[i];
       Value part = dest.subject.exprs[i].evaluate(activation_);
-      if (part.is_error()) return fail(FailureReason::Destination, field + ".subject", std::string(part.text()));
+      if (part.is_error()) return fail(FailureReason::Destination, field() + ".subject", std::string(part.text()));
       if (!scalar_text(part, out.subject)) {
-        return fail(FailureReason::Destination, field + ".subject",
+        return fail(FailureReason::Destination, field() + ".subject",
                     "subject template produced " + std::string(cel::type_name(part)) +
                         ", not a string or number");
       }
@@ -401,20 +468,20 @@ Result Processor::run_route(const RouteTable& table, uint32_t index, const Messa
     if (!dest.subject.exprs.empty()) {
       std::string why;
       if (!validate_subject(out.subject, false, &why)) {
-        return fail(FailureReason::Destination, field + ".subject", "rendered subject is invalid: " + why);
+        return fail(FailureReason::Destination, field() + ".subject", "rendered subject is invalid: " + why);
       }
     }
     if (msg.headers != nullptr) out.headers = *msg.headers;
     for (const auto& [name, program] : dest.headers) {
       Value hv = program.evaluate(activation_);
       std::string text;
-      if (hv.is_error()) return fail(FailureReason::Destination, field + ".headers." + name, std::string(hv.text()));
+      if (hv.is_error()) return fail(FailureReason::Destination, field() + ".headers." + name, std::string(hv.text()));
       if (!scalar_text(hv, text)) {
-        return fail(FailureReason::Destination, field + ".headers." + name,
+        return fail(FailureReason::Destination, field() + ".headers." + name,
                     "header value is " + std::string(cel::type_name(hv)) + ", not a string");
       }
       if (text.find_first_of("\r\n") != std::string::npos) {
-        return fail(FailureReason::Destination, field + ".headers." + name,
+        return fail(FailureReason::Destination, field() + ".headers." + name,
                     "header value contains a line break");
       }
       bool replaced = false;

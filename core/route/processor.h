@@ -72,12 +72,14 @@ class Processor {
   Result run_route(const RouteTable& table, uint32_t route, const Message& msg);
   bool apply_steps(const std::vector<CompiledStep>& steps, cel::Value& event, std::string& where,
                    std::string& error);
+  void release_event();
 
   json::Document doc_;
   bool parsed_ = false;
   std::string json_error_;
   cel::Activation activation_;
   std::vector<uint32_t> matched_;
+  std::vector<cel::Value> set_values_;  // reused by every set step
 };
 
 // Appends standard base64 (with padding): how bytes travel inside JSON.
