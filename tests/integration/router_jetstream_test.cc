@@ -15,48 +15,16 @@
 #include "core/route/spec_yaml.h"
 #include "router/nats_client.h"
 #include "router/router.h"
+#include "tests/support/inbox.h"
 #include "tests/support/process.h"
 
 namespace switchboard::router {
 namespace {
 
+using testing::Inbox;
+
 using namespace std::chrono_literals;
 
-class Collector {
- public:
-  Collector(NatsClient& nc, const std::string& subject) : nc_(nc) {
-    std::string error;
-    id_ = nc.subscribe(subject, "", [this](const NatsMessage& m) {
-      std::lock_guard lock(mu_);
-      items_.push_back({std::string(m.subject), std::string(m.data), *m.headers});
-      cv_.notify_all();
-    }, error);
-    EXPECT_NE(id_, 0u) << error;
-  }
-  ~Collector() { nc_.unsubscribe(id_); }
-  struct Item {
-    std::string subject, data;
-    NatsHeaders headers;
-  };
-  bool next(Item& out, std::chrono::milliseconds timeout = 10000ms) {
-    std::unique_lock lock(mu_);
-    if (!cv_.wait_for(lock, timeout, [this] { return !items_.empty(); })) return false;
-    out = std::move(items_.front());
-    items_.pop_front();
-    return true;
-  }
-  size_t size() {
-    std::lock_guard lock(mu_);
-    return items_.size();
-  }
-
- private:
-  NatsClient& nc_;
-  uint64_t id_ = 0;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Item> items_;
-};
 
 class NullEvents : public RouterEvents {
  public:
@@ -139,7 +107,7 @@ class RouterJetStreamTest : public ::testing::Test {
 };
 
 TEST_F(RouterJetStreamTest, DeliversWithMessageIdsAndAcks) {
-  Collector out(client_, "out.>");
+  Inbox out(client_, "out.>");
   client_.flush(1000);
   apply(R"(
 routes:
@@ -153,7 +121,7 @@ routes:
         jetstream: true
 )");
   for (int n = 1; n <= 3; ++n) publish("orders.new", "{\"n\":" + std::to_string(n) + "}");
-  Collector::Item item;
+  Inbox::Received item;
   ASSERT_TRUE(out.next(item));
   EXPECT_EQ(item.subject, "out.1");
   EXPECT_EQ(header(item.headers, "Nats-Msg-Id"), "ORDERS:1:0");
@@ -193,7 +161,7 @@ routes:
 }
 
 TEST_F(RouterJetStreamTest, RetriesAPublishThenDeadLettersAfterMaxDeliver) {
-  Collector dlq(client_, "dlq.js");
+  Inbox dlq(client_, "dlq.js");
   client_.flush(1000);
   // No stream listens on nowhere.*: every JetStream publish there fails.
   apply(R"(
@@ -208,7 +176,7 @@ routes:
     deadLetter: {subject: dlq.js}
 )");
   publish("orders.new", R"({"n":7})");
-  Collector::Item item;
+  Inbox::Received item;
   ASSERT_TRUE(dlq.next(item, 30000ms));
   json::Document d;
   ASSERT_TRUE(d.parse(item.data)) << item.data;
@@ -221,7 +189,7 @@ routes:
 }
 
 TEST_F(RouterJetStreamTest, ABadEventIsDeadLetteredAtOnce) {
-  Collector dlq(client_, "dlq.js");
+  Inbox dlq(client_, "dlq.js");
   client_.flush(1000);
   apply(R"(
 routes:
@@ -234,7 +202,7 @@ routes:
     deadLetter: {subject: dlq.js}
 )");
   publish("orders.new", "not json");
-  Collector::Item item;
+  Inbox::Received item;
   ASSERT_TRUE(dlq.next(item));
   json::Document d;
   ASSERT_TRUE(d.parse(item.data));

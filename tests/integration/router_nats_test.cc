@@ -13,52 +13,16 @@
 #include "core/route/spec_yaml.h"
 #include "router/nats_client.h"
 #include "router/router.h"
+#include "tests/support/inbox.h"
 #include "tests/support/process.h"
 
 namespace switchboard::router {
 namespace {
 
+using testing::Inbox;
+
 using namespace std::chrono_literals;
 
-// Collects what arrives on a subject, for assertions with a timeout.
-class Inbox {
- public:
-  Inbox(NatsClient& nc, const std::string& subject) : nc_(nc) {
-    std::string error;
-    id_ = nc.subscribe(subject, "", [this](const NatsMessage& m) {
-      std::lock_guard lock(mu_);
-      Received r{std::string(m.subject), std::string(m.data), *m.headers};
-      items_.push_back(std::move(r));
-      cv_.notify_all();
-    }, error);
-    EXPECT_NE(id_, 0u) << error;
-  }
-  // Messages keep arriving (heartbeats): stop delivery before the inbox goes away.
-  ~Inbox() { nc_.unsubscribe(id_); }
-  struct Received {
-    std::string subject, data;
-    NatsHeaders headers;
-  };
-  // Waits for the next message, or fails after `timeout`.
-  bool next(Received& out, std::chrono::milliseconds timeout = 5000ms) {
-    std::unique_lock lock(mu_);
-    if (!cv_.wait_for(lock, timeout, [this] { return !items_.empty(); })) return false;
-    out = std::move(items_.front());
-    items_.pop_front();
-    return true;
-  }
-  size_t size() {
-    std::lock_guard lock(mu_);
-    return items_.size();
-  }
-
- private:
-  NatsClient& nc_;
-  uint64_t id_ = 0;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Received> items_;
-};
 
 class CountingEvents : public RouterEvents {
  public:

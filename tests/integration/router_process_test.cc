@@ -26,10 +26,13 @@
 #include "core/json/document.h"
 #include "router/nats_client.h"
 #include "router/run.h"
+#include "tests/support/inbox.h"
 #include "tests/support/process.h"
 
 namespace switchboard::router {
 namespace {
+
+using testing::Inbox;
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
@@ -129,46 +132,6 @@ std::optional<double> metric(const std::string& page, const std::string& series)
   return std::nullopt;
 }
 
-// What arrives on a subject, in order, for assertions with a timeout.
-class Inbox {
- public:
-  Inbox(NatsClient& nc, const std::string& subject) : nc_(nc) {
-    std::string error;
-    id_ = nc.subscribe(subject, "", [this](const NatsMessage& m) {
-      std::lock_guard lock(mu_);
-      items_.push_back({std::string(m.subject), std::string(m.data)});
-      cv_.notify_all();
-    }, error);
-    EXPECT_NE(id_, 0u) << error;
-    nc.flush(2000);
-  }
-  ~Inbox() { nc_.unsubscribe(id_); }
-  struct Received {
-    std::string subject, data;
-  };
-  bool next(Received& out, std::chrono::milliseconds timeout = 10s) {
-    std::unique_lock lock(mu_);
-    if (!cv_.wait_for(lock, timeout, [this] { return !items_.empty(); })) return false;
-    out = std::move(items_.front());
-    items_.pop_front();
-    return true;
-  }
-  void clear() {
-    std::lock_guard lock(mu_);
-    items_.clear();
-  }
-  size_t size() {
-    std::lock_guard lock(mu_);
-    return items_.size();
-  }
-
- private:
-  NatsClient& nc_;
-  uint64_t id_ = 0;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Received> items_;
-};
 
 struct Heartbeat {
   std::string pod, router, ns, state, error;
