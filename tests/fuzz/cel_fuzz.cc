@@ -17,19 +17,12 @@
 #include "core/cel/program.h"
 #include "core/cel/value.h"
 #include "core/json/document.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
 namespace cel = switchboard::cel;
 namespace json = switchboard::json;
-
-#define FUZZ_CHECK(condition)                                                            \
-  do {                                                                                   \
-    if (!(condition)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                                      \
-    }                                                                                    \
-  } while (0)
 
 // Small enough that every input finishes in milliseconds, large enough for real filters.
 cel::Limits FuzzLimits() {

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "core/json/document.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
@@ -17,14 +18,6 @@ using switchboard::json::Document;
 using switchboard::json::Limits;
 using switchboard::json::Node;
 using switchboard::json::Type;
-
-#define FUZZ_CHECK(condition)                                                     \
-  do {                                                                            \
-    if (!(condition)) {                                                           \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                               \
-    }                                                                             \
-  } while (0)
 
 // A deliberately naive UTF-8 validator, decoding each code point and checking its range,
 // to cross-check the table-driven one.

@@ -25,19 +25,12 @@
 #include "core/route/spec_yaml.h"
 #include "core/route/subject.h"
 #include "core/route/table.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
 namespace json = switchboard::json;
 namespace route = switchboard::route;
-
-#define FUZZ_CHECK(condition)                                                             \
-  do {                                                                                    \
-    if (!(condition)) {                                                                   \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                                       \
-    }                                                                                     \
-  } while (0)
 
 // The event every accepted table runs. It has the shapes expressions reach for: nested
 // objects, a large integer id, a fractional amount, an array, and an escaped string.
