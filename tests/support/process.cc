@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -51,6 +52,9 @@ Process::Process(const std::vector<std::string>& argv, const std::vector<std::st
   pid_ = ::fork();
   if (pid_ == 0) {
     ::setpgid(0, 0);
+    // If the test process dies without running destructors (a crash, SIGKILL), the child
+    // goes with it instead of lingering.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (!log_path.empty()) {
       int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       if (fd >= 0) {
