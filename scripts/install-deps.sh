@@ -8,7 +8,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev libre2-dev libsimdjson-dev
   libcpprest-dev libssl-dev libnats-dev prometheus-cpp-dev
-  nats-server curl tzdata
+  nats-server curl tzdata openssl
   clang-14 libclang-rt-14-dev
 )
 
