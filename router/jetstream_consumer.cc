@@ -68,7 +68,6 @@ bool JetStreamConsumer::subscribe() {
     sub_ = nullptr;
     return false;
   }
-  bound_ = true;
   return true;
 }
 
@@ -85,7 +84,6 @@ void JetStreamConsumer::stop() {
     natsSubscription_Destroy(sub_);
     sub_ = nullptr;
   }
-  bound_ = false;
 }
 
 void JetStreamConsumer::loop() {

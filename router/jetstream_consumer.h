@@ -42,7 +42,6 @@ class JetStreamConsumer {
   void start();
   // Stops fetching; the batch in hand is finished (acked or NAKed) first.
   void stop();
-  bool bound() const { return bound_.load(); }
   // Identity of the consumer configuration: a change means a new consumer.
   static std::string fingerprint(const std::string& subject, const route::JetStreamSpec& spec);
 
@@ -59,7 +58,6 @@ class JetStreamConsumer {
   void report_ack_pending();
   natsSubscription* sub_ = nullptr;
   std::atomic<bool> stopping_{false};
-  std::atomic<bool> bound_{false};
   std::thread thread_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -69,8 +69,6 @@ class Program {
   const std::string& source() const { return *source_; }
   // True when the expression reads the variable in `slot`.
   bool references(int slot) const;
-  // True when the whole expression is a literal (e.g. a constant header value).
-  bool is_constant() const { return root_->kind == ExprKind::Literal; }
 
  private:
   static std::variant<Program, Diagnostic> build(std::string_view source, const Environment& env,
