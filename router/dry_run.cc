@@ -30,10 +30,9 @@ std::shared_ptr<const route::RouteTable> load(const std::string& path, std::ostr
   } else {
     // Still compile what loaded cleanly, so that one run lists every error: a typo in a
     // field name and a typo in an expression show together.
-    // An unknown field leaves the rest of the object whole; other errors do not.
     auto clean = [&](const std::string& object) {
       return std::none_of(errors.begin(), errors.end(), [&](const route::SpecError& e) {
-        return e.object == object && e.message.rfind("unknown field", 0) != 0;
+        return e.object == object && e.object_incomplete;
       });
     };
     route::RouteSet partial;

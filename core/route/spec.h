@@ -108,6 +108,9 @@ struct SpecError {
   std::string field;    // "filter", "transform[1].set.total", "destinations[0].subject"
   std::string message;
   std::string snippet;  // source line with a caret, when there is one
+  // False when the object was still read whole (an unknown field beside valid ones), so
+  // that it can be compiled to report its other errors in the same run.
+  bool object_incomplete = true;
 
   // "routes.yaml:12:13: route 'x', filter: message\n | ...\n | ^"
   std::string render() const;

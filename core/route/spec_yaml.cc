@@ -91,6 +91,7 @@ class Reader {
         std::string hint = cel::closest_match(key, allowed);
         error(kv.first, object, join(path, key),
               "unknown field '" + key + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+        errors_.back().object_incomplete = false;
         ok = false;
       }
     }
