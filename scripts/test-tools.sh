@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes tools the e2e tests run against (kube-apiserver,
-# etcd, kubectl, helm) from the Go module proxy at pinned versions, and caches
+# kube-controller-manager for garbage collection, etcd, kubectl, helm) from the Go module proxy at pinned versions, and caches
 # them outside the checkout, keyed by tool and version.
 #
 # Usage:
@@ -36,6 +36,7 @@ bin_path() { echo "$CACHE/$1-$2/bin/$1"; }
 KUBE_APISERVER=$(bin_path kube-apiserver "$K8S_VERSION")
 ETCD=$(bin_path etcd "$ETCD_VERSION")
 KUBECTL=$(bin_path kubectl "$K8S_VERSION")
+KUBE_CONTROLLER_MANAGER=$(bin_path kube-controller-manager "$K8S_VERSION")
 HELM=$(bin_path helm "$HELM_VERSION")
 
 print_paths() {
@@ -43,11 +44,12 @@ print_paths() {
   echo "${prefix}KUBE_APISERVER=$KUBE_APISERVER"
   echo "${prefix}ETCD=$ETCD"
   echo "${prefix}KUBECTL=$KUBECTL"
+  echo "${prefix}KUBE_CONTROLLER_MANAGER=$KUBE_CONTROLLER_MANAGER"
   echo "${prefix}HELM=$HELM"
 }
 
 all_cached() {
-  [[ -x $KUBE_APISERVER && -x $ETCD && -x $KUBECTL && -x $HELM ]]
+  [[ -x $KUBE_APISERVER && -x $ETCD && -x $KUBECTL && -x $HELM && -x $KUBE_CONTROLLER_MANAGER ]]
 }
 
 # The checkout must stay clean and other engineers build in it concurrently,
@@ -185,6 +187,7 @@ build_all() {
     log "helm $HELM_VERSION cached"
     log "kube-apiserver $K8S_VERSION cached"
     log "kubectl $K8S_VERSION cached"
+    log "kube-controller-manager $K8S_VERSION cached"
     return
   fi
   # Two test runs starting together must not both spend half an hour building
@@ -201,6 +204,7 @@ build_all() {
   build_helm
   build_k8s_tool kube-apiserver "$KUBE_APISERVER"
   build_k8s_tool kubectl "$KUBECTL"
+  build_k8s_tool kube-controller-manager "$KUBE_CONTROLLER_MANAGER"
   flock -u 9
   exec 9>&-
 }
