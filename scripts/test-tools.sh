@@ -25,6 +25,10 @@ set -euo pipefail
 K8S_VERSION=${SWITCHBOARD_K8S_VERSION:-v1.37.2}
 ETCD_VERSION=${SWITCHBOARD_ETCD_VERSION:-v3.6.16}
 HELM_VERSION=${SWITCHBOARD_HELM_VERSION:-v3.22.0}
+# The Prometheus Operator's CRDs (ServiceMonitor, PodMonitor, PrometheusRule), so that
+# the chart's monitoring objects are validated by their real schemas. Its Go module
+# carries them as YAML files; nothing is compiled.
+PROM_OPERATOR_VERSION=${SWITCHBOARD_PROM_OPERATOR_VERSION:-v0.85.0}
 
 CACHE=${SWITCHBOARD_TOOLS_CACHE:-$HOME/.cache/switchboard-tools}
 
@@ -37,7 +41,10 @@ KUBE_APISERVER=$(bin_path kube-apiserver "$K8S_VERSION")
 ETCD=$(bin_path etcd "$ETCD_VERSION")
 KUBECTL=$(bin_path kubectl "$K8S_VERSION")
 KUBE_CONTROLLER_MANAGER=$(bin_path kube-controller-manager "$K8S_VERSION")
-HELM=$(bin_path helm "$HELM_VERSION")
+MONITORING_CRDS=$CACHE/prometheus-operator-crds-$PROM_OPERATOR_VERSION/crds
+# The "-k8s" suffix marks builds that carry the Kubernetes version helm's own Makefile
+# stamps in (without it `helm template` assumes Kubernetes v1.20).
+HELM=$(bin_path helm "$HELM_VERSION-k8s")
 
 print_paths() {
   local prefix=$1
@@ -45,11 +52,13 @@ print_paths() {
   echo "${prefix}ETCD=$ETCD"
   echo "${prefix}KUBECTL=$KUBECTL"
   echo "${prefix}KUBE_CONTROLLER_MANAGER=$KUBE_CONTROLLER_MANAGER"
+  echo "${prefix}MONITORING_CRDS=$MONITORING_CRDS"
   echo "${prefix}HELM=$HELM"
 }
 
 all_cached() {
-  [[ -x $KUBE_APISERVER && -x $ETCD && -x $KUBECTL && -x $HELM && -x $KUBE_CONTROLLER_MANAGER ]]
+  [[ -x $KUBE_APISERVER && -x $ETCD && -x $KUBECTL && -x $HELM && -x $KUBE_CONTROLLER_MANAGER
+     && -f $MONITORING_CRDS/monitoring.coreos.com_servicemonitors.yaml ]]
 }
 
 # The checkout must stay clean and other engineers build in it concurrently,
@@ -165,17 +174,50 @@ build_etcd() {
 
 build_helm() {
   if [[ -x $HELM ]]; then log "helm $HELM_VERSION cached"; return; fi
-  local dir="$WORK/helm" start
+  local dir="$WORK/helm" start gomod k8s_minor flags
   mkdir -p "$dir"
   printf 'module switchboard.test/helm\n\ngo 1.26.0\n\nrequire helm.sh/helm/v3 %s\n' \
     "$HELM_VERSION" >"$dir/go.mod"
-  log "building helm $HELM_VERSION"
+  # helm's Makefile stamps the Kubernetes minor version of its client-go into the
+  # default capabilities that `helm template` and `helm lint` check kubeVersion against.
+  gomod=$(cd "$dir" && go_env go mod download -json "helm.sh/helm/v3@$HELM_VERSION" |
+    sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
+  k8s_minor=$(sed -n 's/^[[:space:]]*k8s.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$gomod" | head -n1)
+  [[ -n $k8s_minor ]] || die "no k8s.io/client-go requirement in helm's go.mod ($gomod)"
+  flags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  local pkg
+  for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    flags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$k8s_minor"
+  done
+  log "building helm $HELM_VERSION (Kubernetes 1.$k8s_minor capabilities)"
   start=$(date +%s)
-  (cd "$dir" && go_env go build -trimpath \
-    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
+  (cd "$dir" && go_env go build -trimpath -ldflags "$flags" \
     -o "$WORK/out/helm" helm.sh/helm/v3/cmd/helm) ||
     die "build of helm $HELM_VERSION failed"
-  install_binary helm "$HELM_VERSION" "$WORK/out/helm" $(($(date +%s) - start))
+  install_binary helm "$HELM_VERSION-k8s" "$WORK/out/helm" $(($(date +%s) - start))
+}
+
+fetch_monitoring_crds() {
+  if [[ -f $MONITORING_CRDS/monitoring.coreos.com_servicemonitors.yaml ]]; then
+    log "prometheus-operator CRDs $PROM_OPERATOR_VERSION cached"
+    return
+  fi
+  local dir="$WORK/promop" src
+  mkdir -p "$dir"
+  printf 'module switchboard.test/promop\n\ngo 1.26.0\n' >"$dir/go.mod"
+  log "fetching prometheus-operator $PROM_OPERATOR_VERSION CRDs"
+  src=$(cd "$dir" && go_env go mod download -json \
+    "github.com/prometheus-operator/prometheus-operator@$PROM_OPERATOR_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+  [[ -d $src/example/prometheus-operator-crd ]] ||
+    die "prometheus-operator $PROM_OPERATOR_VERSION has no example/prometheus-operator-crd"
+  mkdir -p "$MONITORING_CRDS.tmp.$$"
+  local kind
+  for kind in servicemonitors podmonitors prometheusrules; do
+    cp "$src/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml" "$MONITORING_CRDS.tmp.$$/"
+  done
+  rm -rf "$MONITORING_CRDS"
+  mv "$MONITORING_CRDS.tmp.$$" "$MONITORING_CRDS"
 }
 
 build_all() {
@@ -188,6 +230,7 @@ build_all() {
     log "kube-apiserver $K8S_VERSION cached"
     log "kubectl $K8S_VERSION cached"
     log "kube-controller-manager $K8S_VERSION cached"
+    log "prometheus-operator CRDs $PROM_OPERATOR_VERSION cached"
     return
   fi
   # Two test runs starting together must not both spend half an hour building
@@ -205,6 +248,7 @@ build_all() {
   build_k8s_tool kube-apiserver "$KUBE_APISERVER"
   build_k8s_tool kubectl "$KUBECTL"
   build_k8s_tool kube-controller-manager "$KUBE_CONTROLLER_MANAGER"
+  fetch_monitoring_crds
   flock -u 9
   exec 9>&-
 }
