@@ -10,6 +10,8 @@ PACKAGES=(
   libcpprest-dev libssl-dev libnats-dev prometheus-cpp-dev
   nats-server curl tzdata openssl
   clang-14 libclang-rt-14-dev
+  # Dashboard and alert tests (a real Prometheus, promtool, jq); the image's CA bundle.
+  prometheus jq ca-certificates
 )
 
 missing=()
