@@ -3,7 +3,7 @@ BUILD ?= build
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: deps configure build test demo bench bench-core fuzz clean
+.PHONY: deps configure build tools test demo bench bench-core fuzz clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -14,7 +14,13 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
 
-test: build
+# The Kubernetes tools the tests run against (kube-apiserver, etcd, kubectl, ...), built
+# from source once and cached outside the checkout; 30 ms when cached, ~20 min on a
+# fresh machine (progress on stderr).
+tools:
+	@bash scripts/test-tools.sh build >/dev/null
+
+test: build tools
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 demo: build
