@@ -17,6 +17,8 @@ struct EvalState {
   uint64_t max_steps = 0;
   size_t max_string_bytes = 0;
   bool exhausted = false;
+  size_t max_regex_program = 0;  // for patterns computed at evaluation time
+  size_t max_regex_memory = 0;
 };
 
 using Function = Value (*)(const Expr& call, Value* args, size_t n, EvalState& state);

@@ -215,6 +215,7 @@ class Checker {
         e->args[1]->literal.kind() == Kind::String) {
       RE2::Options opts;
       opts.set_log_errors(false);
+      opts.set_max_mem(static_cast<int64_t>(limits_.max_regex_memory));
       auto re = std::make_shared<RE2>(e->args[1]->literal.text(), opts);
       if (!re->ok()) {
         throw CompileError{e->args[1]->pos, "invalid regular expression: " + re->error()};
@@ -252,9 +253,14 @@ struct Frame {
   EvalState state;
 };
 
-Value budget_error(const EvalState& s) {
+[[gnu::cold, gnu::noinline]] Value budget_error(const EvalState& s) {
   return Value::error("evaluation exceeded its budget of " + std::to_string(s.max_steps) +
                       " steps");
+}
+
+[[gnu::cold, gnu::noinline]] Value exhaust(EvalState& s) {
+  s.exhausted = true;
+  return budget_error(s);
 }
 
 // Beyond its one step, a call is charged for the data it reads and builds: a step per KiB
@@ -280,6 +286,39 @@ bool charge(EvalState& s, uint64_t cost) {
 }
 
 Value eval(const Expr& e, Frame& f);
+Value select(const Expr& e, Frame& f);
+Value call(const Expr& e, Frame& f);
+Value logical(const Expr& e, Frame& f);
+Value eval_other(const Expr& e, Frame& f);
+
+const Value& variable(const Expr& e, const Frame& f) {
+  const auto slot = static_cast<uint32_t>(e.slot);
+  return slot < f.n_globals ? f.globals[slot] : f.locals[slot - f.n_globals];
+}
+
+// Every node is one step. The dispatch is inlined where a node evaluates its operands: a
+// literal or a variable is copied straight into place, and each other kind has a function
+// of its own, so that no evaluation pays for the stack frame of the largest kind.
+[[gnu::always_inline]] inline Value eval_node(const Expr& e, Frame& f) {
+  if (++f.state.steps > f.state.max_steps) return exhaust(f.state);
+  switch (e.kind) {
+    case ExprKind::Literal:
+      return e.literal;
+    case ExprKind::Ident:
+      return variable(e, f);
+    case ExprKind::Select:
+      return select(e, f);
+    case ExprKind::Call:
+      return call(e, f);
+    case ExprKind::And:
+    case ExprKind::Or:
+      return logical(e, f);
+    default:
+      return eval_other(e, f);
+  }
+}
+
+Value eval(const Expr& e, Frame& f) { return eval_node(e, f); }
 
 // A chain of plain selections (a.b.c) is walked in one go: the base variable is read in
 // place, and while the chain stays inside a JSON document only node indices change, so
@@ -308,8 +347,7 @@ Value select_chain(const Expr& e, Frame& f) {
       f.state.exhausted = true;
       return budget_error(f.state);
     }
-    const auto slot = static_cast<uint32_t>(base->slot);
-    current = slot < f.n_globals ? &f.globals[slot] : &f.locals[slot - f.n_globals];
+    current = &variable(*base, f);
   } else {
     held = eval(*base, f);
   }
@@ -461,7 +499,7 @@ class CallArgs {
   Value* data() { return std::launder(reinterpret_cast<Value*>(storage_)); }
   // Evaluates straight into the next slot: the result is constructed there, not moved.
   const Value& push_eval(const Expr& e, Frame& f) {
-    Value* slot = new (storage_ + n_ * sizeof(Value)) Value(eval(e, f));
+    Value* slot = new (storage_ + n_ * sizeof(Value)) Value(eval_node(e, f));
     ++n_;
     return *slot;
   }
@@ -487,41 +525,30 @@ Value call(const Expr& e, Frame& f) {
   return result;
 }
 
-Value eval(const Expr& e, Frame& f) {
-  if (++f.state.steps > f.state.max_steps) {
-    f.state.exhausted = true;
-    return budget_error(f.state);
-  }
+Value logical(const Expr& e, Frame& f) {
+  bool is_and = e.kind == ExprKind::And;
+  Value l = eval_node(*e.args[0], f);
+  if (l.kind() == Kind::Bool && l.bool_value() != is_and) return l;
+  if (f.state.exhausted) return budget_error(f.state);
+  Value r = eval_node(*e.args[1], f);
+  if (f.state.exhausted) return budget_error(f.state);
+  if (r.kind() == Kind::Bool && r.bool_value() != is_and) return r;
+  if (l.kind() == Kind::Bool && r.kind() == Kind::Bool) return r;
+  if (l.is_error()) return l;
+  if (r.is_error()) return r;
+  Value args[2] = {l, r};
+  return no_overload(is_and ? "_&&_" : "_||_", args, 2);
+}
+
+// The kinds that eval_node does not dispatch itself; their step is charged.
+Value eval_other(const Expr& e, Frame& f) {
   switch (e.kind) {
-    case ExprKind::Literal:
-      return e.literal;
-    case ExprKind::Ident: {
-      auto slot = static_cast<uint32_t>(e.slot);
-      return slot < f.n_globals ? f.globals[slot] : f.locals[slot - f.n_globals];
-    }
-    case ExprKind::Select:
-      return select(e, f);
     case ExprKind::Index: {
       Value c = eval(*e.args[0], f);
       if (c.is_error()) return c;
       Value k = eval(*e.args[1], f);
       if (k.is_error()) return k;
       return index_value(c, k);
-    }
-    case ExprKind::And:
-    case ExprKind::Or: {
-      bool is_and = e.kind == ExprKind::And;
-      Value l = eval(*e.args[0], f);
-      if (l.kind() == Kind::Bool && l.bool_value() != is_and) return l;
-      if (f.state.exhausted) return budget_error(f.state);
-      Value r = eval(*e.args[1], f);
-      if (f.state.exhausted) return budget_error(f.state);
-      if (r.kind() == Kind::Bool && r.bool_value() != is_and) return r;
-      if (l.kind() == Kind::Bool && r.kind() == Kind::Bool) return r;
-      if (l.is_error()) return l;
-      if (r.is_error()) return r;
-      Value args[2] = {l, r};
-      return no_overload(is_and ? "_&&_" : "_||_", args, 2);
     }
     case ExprKind::Not: {
       Value v = eval(*e.args[0], f);
@@ -578,8 +605,17 @@ Value eval(const Expr& e, Frame& f) {
     }
     case ExprKind::Comprehension:
       return comprehension(e, f);
+    case ExprKind::Literal:
+      return e.literal;
+    case ExprKind::Ident:
+      return variable(e, f);
+    case ExprKind::Select:
+      return select(e, f);
     case ExprKind::Call:
       return call(e, f);
+    case ExprKind::And:
+    case ExprKind::Or:
+      return logical(e, f);
   }
   return Value::error("unknown expression kind");
 }
@@ -691,6 +727,8 @@ std::variant<Program, Diagnostic> Program::build(std::string_view source, const 
   p.locals_ = checker.locals();
   p.max_steps_ = limits.max_steps;
   p.max_string_bytes_ = limits.max_string_bytes;
+  p.max_regex_program_ = limits.max_regex_program;
+  p.max_regex_memory_ = limits.max_regex_memory;
   return p;
 }
 
@@ -708,11 +746,16 @@ bool Program::references(int slot) const { return reads_slot(*root_, slot); }
 
 Value Program::evaluate(const Activation& activation) const {
   auto run = [&](Value* locals) {
-    Frame f{activation.data(), locals, globals_, EvalState{0, max_steps_, max_string_bytes_, false}};
+    Frame f{activation.data(), locals, globals_,
+            EvalState{0, max_steps_, max_string_bytes_, false, max_regex_program_, max_regex_memory_}};
     Value v = eval(*root_, f);
     if (f.state.exhausted) return budget_error(f.state);
     // The result may outlive the program: it must not borrow the program's literals.
-    if (literals_ && borrows_from(v, *literals_)) return own_literals(v, *literals_);
+    const Kind k = v.kind();
+    if (literals_ && (k == Kind::String || k == Kind::List || k == Kind::Map) &&
+        borrows_from(v, *literals_)) {
+      return own_literals(v, *literals_);
+    }
     return v;
   };
   // Most expressions have no comprehension, hence no locals to construct.

@@ -36,6 +36,7 @@ struct Limits {
   ParseLimits parse;
   uint64_t max_steps = 100'000;        // evaluation steps per evaluation
   size_t max_regex_program = 2000;     // RE2 program size of a `matches` pattern
+  size_t max_regex_memory = 1 << 20;   // RE2 max_mem of a pattern: its program and DFA cache
   size_t max_string_bytes = 1 << 20;   // strings, bytes and lists built by an expression
 };
 
@@ -81,6 +82,8 @@ class Program {
   uint32_t globals_ = 0;
   uint64_t max_steps_ = 0;
   size_t max_string_bytes_ = 0;
+  size_t max_regex_program_ = 0;
+  size_t max_regex_memory_ = 0;
 };
 
 }  // namespace switchboard::cel

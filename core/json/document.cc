@@ -9,6 +9,10 @@
 #include <limits>
 #include <system_error>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace switchboard::json {
 namespace {
 
@@ -189,16 +193,27 @@ double out_of_range_value(std::string_view literal) {
 
 }  // namespace
 
-// The parser keeps one cursor `p` into source_, which std::string guarantees is followed
-// by a NUL. NUL is invalid wherever the grammar looks at a byte, so every scan stops on
-// it without a separate bounds check; `p == end` then tells end of input from an
-// embedded NUL.
+// The parser keeps one cursor `p` into source_, where the input is followed by NUL bytes
+// (kSourcePadding of them). NUL is invalid wherever the grammar looks at a byte, so every
+// scan stops on it without a separate bounds check; `p == end` then tells end of input
+// from an embedded NUL.
 struct Document::Parser {
+  static constexpr uint32_t kNoContainer = UINT32_MAX;
+
   Document& doc;
   const char* const base;
   const char* const end;
   const char* p;
   const uint32_t max_depth;
+  // The nodes are written through a pointer into doc.nodes_, whose size is the capacity;
+  // doc.node_count_ is set from `count` at the end.
+  Node* nodes;
+  uint32_t capacity;
+  uint32_t count = 0;
+  // The innermost open container. While a container is open its `next` links to the one
+  // around it, so the open containers form a stack without storage of their own.
+  uint32_t current = kNoContainer;
+  uint32_t depth = 0;
 
   uint32_t offset(const char* at) const { return static_cast<uint32_t>(at - base); }
 
@@ -216,49 +231,66 @@ struct Document::Parser {
     return fail("unescaped control character in string", p);
   }
 
+  [[gnu::noinline]] void grow() {
+    doc.nodes_.resize(std::max<size_t>(64, 2 * static_cast<size_t>(capacity)));
+    nodes = doc.nodes_.data();
+    capacity = static_cast<uint32_t>(std::min<size_t>(doc.nodes_.size(), UINT32_MAX));
+  }
+
+  // A reference to a node stays valid only until the next push_node, which may move them.
   [[gnu::always_inline]] uint32_t push_node(Type type, const char* at) {
-    const uint32_t index = static_cast<uint32_t>(doc.nodes_.size());
+    if (count == capacity) grow();
+    const uint32_t index = count++;
     const uint32_t begin = offset(at);
-    // Filled in place rather than copied from a temporary: the temporary is built with
-    // narrow stores and copied with wide loads, which defeats store forwarding and was
-    // measured as the largest single cost of a parse.
-    Node& node = doc.nodes_.emplace_back();
+    // Every field is stored, in place: the array is reused from parse to parse. (A
+    // temporary copied in would be built with narrow stores and copied with wide loads,
+    // which defeats store forwarding.)
+    Node& node = nodes[index];
     node.type = type;
+    node.escaped = false;
+    node.integral = false;
+    node.has_number = false;
     node.begin = begin;
     node.end = begin;
+    node.count = 0;
     node.next = index + 1;
+    node.str_off = 0;
+    node.str_len = 0;
     return index;
   }
 
   [[gnu::always_inline]] void skip_whitespace() {
+    // Most JSON on the wire has no whitespace between tokens.
+    if (byte_at(p) > ' ') return;
     while (kWhitespace[byte_at(p)]) ++p;
   }
 
   [[gnu::always_inline]] bool open_container(Type type) {
-    if (doc.open_containers_.size() >= max_depth) {
-      return set_depth_error(doc.error_, max_depth, offset(p));
-    }
-    doc.open_containers_.push_back(push_node(type, p));
+    if (depth >= max_depth) return set_depth_error(doc.error_, max_depth, offset(p));
+    const uint32_t index = push_node(type, p);
+    nodes[index].next = current;
+    current = index;
+    ++depth;
     ++p;
     return true;
   }
 
   // `p` is at the closing bracket of the innermost open container.
   [[gnu::always_inline]] void close_container() {
-    Node& container = doc.nodes_[doc.open_containers_.back()];
+    Node& container = nodes[current];
     ++p;
     container.end = offset(p);
-    container.next = static_cast<uint32_t>(doc.nodes_.size());
-    doc.open_containers_.pop_back();
+    current = container.next;
+    container.next = count;
+    --depth;
   }
 
   // Parses `"key" :` inside the innermost open object, which gains a member.
   [[gnu::always_inline]] bool parse_member_key() {
     skip_whitespace();
     if (*p != '"') return fail_expected("a string key", p);
-    const uint32_t object = doc.open_containers_.back();
     if (!parse_string()) return false;
-    ++doc.nodes_[object].count;
+    ++nodes[current].count;
     skip_whitespace();
     if (*p != ':') return fail_expected("':'", p);
     ++p;
@@ -272,7 +304,7 @@ struct Document::Parser {
     }
     const uint32_t index = push_node(type, p);
     p += word.size();
-    doc.nodes_[index].end = offset(p);
+    nodes[index].end = offset(p);
     return true;
   }
 
@@ -327,7 +359,7 @@ struct Document::Parser {
       integral = false;
     }
     const uint32_t index = push_node(Type::Number, start);
-    Node& node = doc.nodes_[index];
+    Node& node = nodes[index];
     node.end = offset(p);
     node.integral = integral;
     if (digits <= 19 && mantissa <= kMaxExactMantissa && exponent >= -kMaxExactPowerOfTen &&
@@ -341,7 +373,29 @@ struct Document::Parser {
     return true;
   }
 
+  // Moves `p` to the first byte of a string literal that is not plain (kPlainStringByte).
+  // The NUL after the input stops every scan, and the padding after it makes reading 16
+  // bytes at any position up to the end safe.
   [[gnu::always_inline]] void skip_plain_string_bytes() {
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i backslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(' ');
+    for (;;) {
+      const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      // A signed comparison: bytes of 0x80 and above are negative, so "below ' '" takes in
+      // the control characters and everything that is not ASCII.
+      const __m128i special =
+          _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(bytes, quote), _mm_cmpeq_epi8(bytes, backslash)),
+                       _mm_cmplt_epi8(bytes, space));
+      const auto mask = static_cast<uint32_t>(_mm_movemask_epi8(special));
+      if (mask != 0) {
+        p += std::countr_zero(mask);
+        return;
+      }
+      p += 16;
+    }
+#else
     if constexpr (std::endian::native == std::endian::little) {
       while (end - p >= 8) {
         uint64_t word;
@@ -355,6 +409,7 @@ struct Document::Parser {
       }
     }
     while (kPlainStringByte[byte_at(p)]) ++p;
+#endif
   }
 
   // `p` is at the opening quote. Most strings have no escapes; those are only validated
@@ -380,7 +435,7 @@ struct Document::Parser {
         return fail_in_string(open_quote);
       }
     }
-    Node& node = doc.nodes_[index];
+    Node& node = nodes[index];
     node.str_off = offset(text_begin);
     node.str_len = offset(p) - node.str_off;
     ++p;
@@ -413,7 +468,7 @@ struct Document::Parser {
       if (*p != '\\') return fail_in_string(open_quote);
       if (!decode_escape(arena)) return false;
     }
-    Node& node = doc.nodes_[index];
+    Node& node = nodes[index];
     node.escaped = true;
     node.str_off = static_cast<uint32_t>(arena_begin);
     node.str_len = static_cast<uint32_t>(arena.size() - arena_begin);
@@ -482,8 +537,9 @@ struct Document::Parser {
     }
   }
 
-  // Iterative rather than recursive so that depth is bounded by the open_containers_
-  // vector, not by the C++ stack, whatever max_depth a caller picks.
+  // Iterative rather than recursive so that depth is bounded by the stack of open
+  // containers linked through the nodes, not by the C++ stack, whatever max_depth a
+  // caller picks.
   bool run() {
     for (;;) {
       skip_whitespace();
@@ -502,7 +558,7 @@ struct Document::Parser {
         if (*p == ']') {
           close_container();
         } else {
-          doc.nodes_[doc.open_containers_.back()].count = 1;
+          nodes[current].count = 1;
           continue;
         }
       } else if (!parse_scalar()) {
@@ -513,11 +569,11 @@ struct Document::Parser {
       // introduces the next value.
       for (;;) {
         skip_whitespace();
-        if (doc.open_containers_.empty()) {
+        if (current == kNoContainer) {
           if (p != end) return fail("unexpected content after the value", p);
           return true;
         }
-        Node& container = doc.nodes_[doc.open_containers_.back()];
+        Node& container = nodes[current];
         if (container.type == Type::Array) {
           if (*p == ',') {
             ++p;
@@ -540,46 +596,47 @@ struct Document::Parser {
 };
 
 bool Document::parse(std::string_view text, const Limits& limits) {
-  // clear() keeps capacity, which is what makes a warm parse allocation-free.
-  nodes_.clear();
+  // The nodes and the arena keep their capacity, which is what makes a warm parse
+  // allocation-free.
+  node_count_ = 0;
   arena_.clear();
   error_.clear();
-  open_containers_.clear();
 
   // Node offsets are uint32_t; no limit may admit inputs they cannot address.
   const size_t max_bytes =
-      std::min<size_t>(limits.max_bytes, std::numeric_limits<uint32_t>::max());
+      std::min<size_t>(limits.max_bytes, std::numeric_limits<uint32_t>::max() - kSourcePadding);
   if (text.size() > max_bytes) {
     source_.clear();
+    source_size_ = 0;
     error_ = "input of " + std::to_string(text.size()) + " bytes exceeds the limit of " +
              std::to_string(max_bytes);
     return false;
   }
   source_.assign(text.data(), text.size());  // safe even when text views source_
-  if (source_.empty()) {
+  source_size_ = text.size();
+  source_.append(kSourcePadding, '\0');
+  if (source_size_ == 0) {
     error_ = "empty input";
     return false;
   }
 
-  Parser parser{*this, source_.data(), source_.data() + source_.size(), source_.data(),
-                limits.max_depth};
+  Parser parser{*this,
+                source_.data(),
+                source_.data() + source_size_,
+                source_.data(),
+                limits.max_depth,
+                nodes_.data(),
+                static_cast<uint32_t>(std::min<size_t>(nodes_.size(), UINT32_MAX))};
   if (!parser.run()) {
-    nodes_.clear();
     arena_.clear();
-    open_containers_.clear();
     return false;
   }
+  node_count_ = parser.count;
   return true;
 }
 
-std::string_view Document::string_value(uint32_t i) const {
-  const Node& n = nodes_[i];
-  if (n.type != Type::String) return {};
-  const std::string& text = n.escaped ? arena_ : source_;
-  return std::string_view(text.data() + n.str_off, n.str_len);
-}
-
-double Document::number_value(uint32_t i) const {
+// The slow part of number_value: literals whose value parse() did not compute.
+double Document::parse_number_value(uint32_t i) const {
   const Node& n = nodes_[i];
   if (n.type != Type::Number) return 0.0;
   if (n.has_number) return std::bit_cast<double>(spare_bits(n));
@@ -613,12 +670,51 @@ bool Document::uint64_value(uint32_t i, uint64_t& out) const {
   return true;
 }
 
+
 namespace {
 
-// Objects with more members than this are not checked for repeated keys (the check
-// compares every pair); they are treated as if they repeated one.
-constexpr uint32_t kMaxCheckedMembers = 32;
+template <typename Word>
+inline Word load_word(const char* p) {
+  Word w;
+  std::memcpy(&w, p, sizeof w);
+  return w;
+}
+
+// Equality of two byte ranges of length n. Keys are short: up to 16 bytes are compared
+// with two (possibly overlapping) loads of each, without a call to memcmp.
+inline bool same_bytes(const char* a, const char* b, size_t n) {
+  if (n >= 8) {
+    if (n > 16) return std::memcmp(a, b, n) == 0;
+    return load_word<uint64_t>(a) == load_word<uint64_t>(b) &&
+           load_word<uint64_t>(a + n - 8) == load_word<uint64_t>(b + n - 8);
+  }
+  if (n >= 4) {
+    return load_word<uint32_t>(a) == load_word<uint32_t>(b) &&
+           load_word<uint32_t>(a + n - 4) == load_word<uint32_t>(b + n - 4);
+  }
+  if (n >= 2) {
+    return load_word<uint16_t>(a) == load_word<uint16_t>(b) &&
+           load_word<uint16_t>(a + n - 2) == load_word<uint16_t>(b + n - 2);
+  }
+  return n == 0 || *a == *b;
+}
+
+// What an object's node records in str_off about its keys (see Document::keys_unique).
 enum : uint32_t { kKeysUnchecked = 0, kKeysUnique = 1, kKeysMayRepeat = 2 };
+// Objects with more members than this are not checked for repeated keys; they are
+// treated as if they repeated one.
+constexpr uint32_t kMaxCheckedMembers = 32;
+
+// One of 64 bits for a key, from its length and its first and last bytes. Keys with
+// different bits differ; only keys with the same bit need comparing.
+inline uint64_t key_hash_bit(const char* text, uint32_t length) {
+  uint32_t hash = length * 0xC2B2AE3Du;
+  if (length > 0) {
+    hash ^= static_cast<unsigned char>(text[0]) * 0x9E3779B1u ^
+            static_cast<unsigned char>(text[length - 1]) * 0x85EBCA77u;
+  }
+  return uint64_t{1} << (hash >> 26);
+}
 
 }  // namespace
 
@@ -627,25 +723,49 @@ enum : uint32_t { kKeysUnchecked = 0, kKeysUnique = 1, kKeysMayRepeat = 2 };
 // str_off is 0 after the parse). Through std::atomic_ref, so that lookups on one
 // document from several threads stay race-free; they would store the same answer.
 bool Document::keys_unique(uint32_t obj) const {
-  std::atomic_ref<uint32_t> state(nodes_[obj].str_off);
-  const uint32_t known = state.load(std::memory_order_relaxed);
+  if (obj >= node_count_ || nodes_[obj].type != Type::Object) return false;
+  return object_keys_unique(obj);
+}
+
+inline bool Document::object_keys_unique(uint32_t obj) const {
+  const uint32_t known =
+      std::atomic_ref<uint32_t>(nodes_[obj].str_off).load(std::memory_order_relaxed);
   if (known != kKeysUnchecked) return known == kKeysUnique;
-  const uint32_t count = nodes_[obj].count;
+  return check_keys_unique(obj);
+}
+
+bool Document::check_keys_unique(uint32_t obj) const {
+  const Node* const nodes = nodes_.data();
+  const char* const source = source_.data();
+  const char* const arena = arena_.data();
+  const uint32_t count = nodes[obj].count;
   bool unique = count <= kMaxCheckedMembers;
-  uint32_t keys[kMaxCheckedMembers];  // key nodes seen so far
+  // A bit per hash of the keys so far: only a key whose bit is taken is compared with
+  // them, and then by length first.
+  uint64_t seen = 0;
+  uint32_t lengths[kMaxCheckedMembers];
+  const char* texts[kMaxCheckedMembers];
   uint32_t key = first_child(obj);
   for (uint32_t m = 0; m < count && unique; ++m) {
-    const uint32_t length = nodes_[key].str_len;
-    for (uint32_t e = 0; e < m; ++e) {
-      if (nodes_[keys[e]].str_len == length && string_value(keys[e]) == string_value(key)) {
-        unique = false;
-        break;
+    const Node& k = nodes[key];
+    const uint32_t length = k.str_len;
+    const char* text = (k.escaped ? arena : source) + k.str_off;
+    const uint64_t bit = key_hash_bit(text, length);
+    if ((seen & bit) != 0) {
+      for (uint32_t e = 0; e < m; ++e) {
+        if (lengths[e] == length && same_bytes(texts[e], text, length)) {
+          unique = false;
+          break;
+        }
       }
     }
-    keys[m] = key;
-    key = nodes_[key + 1].next;
+    seen |= bit;
+    lengths[m] = length;
+    texts[m] = text;
+    key = nodes[key + 1].next;
   }
-  state.store(unique ? kKeysUnique : kKeysMayRepeat, std::memory_order_relaxed);
+  std::atomic_ref<uint32_t>(nodes_[obj].str_off)
+      .store(unique ? kKeysUnique : kKeysMayRepeat, std::memory_order_relaxed);
   return unique;
 }
 
@@ -654,57 +774,90 @@ bool Document::keys_unique(uint32_t obj) const {
 // document is known to repeat no key. Keys are compared by length first: most differ
 // there, which keeps the scan cheap.
 uint32_t Document::find_member(uint32_t obj, std::string_view key) const {
-  if (obj >= nodes_.size() || nodes_[obj].type != Type::Object) return 0;
-  const bool first_wins = keys_unique(obj);
+  if (obj >= node_count_) return 0;
+  const Node* const nodes = nodes_.data();
+  if (nodes[obj].type != Type::Object) return 0;
+  const bool first_wins = object_keys_unique(obj);
+  const uint32_t count = nodes[obj].count;
+  const char* const source = source_.data();
+  const char* const arena = arena_.data();
   uint32_t found = 0;
   uint32_t key_index = first_child(obj);
-  for (uint32_t m = 0; m < nodes_[obj].count; ++m) {
-    const uint32_t value_index = key_index + 1;
-    const Node& k = nodes_[key_index];
+  for (uint32_t m = 0; m < count; ++m) {
+    const Node& k = nodes[key_index];
     if (k.str_len == key.size() &&
-        (key.empty() || std::memcmp((k.escaped ? arena_ : source_).data() + k.str_off,
-                                    key.data(), key.size()) == 0)) {
-      found = value_index;
+        same_bytes((k.escaped ? arena : source) + k.str_off, key.data(), key.size())) {
+      found = key_index + 1;
       if (first_wins) break;
     }
-    key_index = nodes_[value_index].next;
+    key_index = nodes[key_index + 1].next;
   }
   return found;
 }
 
+namespace {
+
+// Flags, in the high bit of each byte, the bytes of `word` that a string literal must
+// escape: control characters, '"' and '\\'. As in special_string_bytes, only the lowest
+// flag is exact.
+inline uint64_t escaped_string_bytes(uint64_t word) {
+  constexpr uint64_t ones = 0x0101010101010101ull;
+  constexpr uint64_t highs = 0x8080808080808080ull;
+  const uint64_t quote = word ^ (ones * '"');
+  const uint64_t backslash = word ^ (ones * '\\');
+  const uint64_t below_space = word - ones * 0x20;
+  return ((below_space & ~word) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash)) &
+         highs;
+}
+
+inline bool needs_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
+
+template <typename Word>
+inline uint64_t load_bytes(const char* p) {
+  Word w;
+  std::memcpy(&w, p, sizeof w);
+  return w;
+}
+
+}  // namespace
+
+// Eight bytes at a time: the last word of a string overlaps the one before it, and a
+// shorter string is assembled from overlapping reads of its bytes, so no byte is looked at
+// on its own.
+bool escape_free(std::string_view s) {
+  const char* p = s.data();
+  const size_t n = s.size();
+  uint64_t flags = 0;
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 < n; i += 8) flags |= escaped_string_bytes(load_bytes<uint64_t>(p + i));
+    flags |= escaped_string_bytes(load_bytes<uint64_t>(p + n - 8));
+  } else if (n >= 4) {
+    flags = escaped_string_bytes(load_bytes<uint32_t>(p) | load_bytes<uint32_t>(p + n - 4) << 32);
+  } else if (n > 0) {
+    // Bytes 0, n / 2 and n - 1 are all the bytes; the rest of the word is a plain 'a'.
+    const uint64_t word = 0x6161616161000000ull | static_cast<unsigned char>(p[0]) |
+                          static_cast<uint64_t>(static_cast<unsigned char>(p[n / 2])) << 8 |
+                          static_cast<uint64_t>(static_cast<unsigned char>(p[n - 1])) << 16;
+    flags = escaped_string_bytes(word);
+  }
+  // A flag can be false only above a true one, whatever the byte order: none means none.
+  return flags == 0;
+}
+
 void append_quoted(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
-  // Most text needs no escape: find the first byte that might, eight bytes at a time
-  // (special_string_bytes also flags non-ASCII bytes, which the loop below passes over).
-  size_t clean = 0;
-  if constexpr (std::endian::native == std::endian::little) {
-    while (s.size() - clean >= 8) {
-      uint64_t word;
-      std::memcpy(&word, s.data() + clean, sizeof word);
-      const uint64_t special = special_string_bytes(word);
-      if (special != 0) {
-        clean += static_cast<size_t>(std::countr_zero(special) / 8);
-        break;
-      }
-      clean += 8;
-    }
-  }
-  while (clean < s.size() && kPlainStringByte[static_cast<unsigned char>(s[clean])]) ++clean;
-  const size_t at = out.size();
-  if (clean == s.size()) {
-    out.resize(at + s.size() + 2);
-    char* dst = out.data() + at;
-    dst[0] = '"';
-    if (!s.empty()) std::memcpy(dst + 1, s.data(), s.size());
-    dst[s.size() + 1] = '"';
+  out.reserve(out.size() + s.size() + 2);
+  out += '"';
+  // Most text needs no escape: it is copied in one go.
+  if (escape_free(s)) {
+    out += s;
+    out += '"';
     return;
   }
-  out.reserve(at + s.size() + 2);
-  out += '"';
   size_t run_begin = 0;
-  for (size_t i = clean; i < s.size(); ++i) {
+  for (size_t i = 0; i < s.size(); ++i) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    if (!needs_escape(c)) continue;
     out.append(s.data() + run_begin, i - run_begin);
     run_begin = i + 1;
     switch (c) {

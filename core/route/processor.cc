@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <unordered_map>
 
 #include "core/cel/time.h"
@@ -58,19 +59,22 @@ bool scalar_text(const Value& v, std::string& out) {
 
 // Keys in member order. A JSON key that repeats keeps every position, each with the
 // value of its last occurrence: what key-by-key lookups (find_member) see.
-cel::MapEntries entries_of(const Value& m) {
-  if (!m.is_json()) return m.owned_map();
+void fill_entries(const Value& m, cel::MapEntries& entries) {
+  if (!m.is_json()) {
+    entries.assign(m.owned_map().begin(), m.owned_map().end());
+    return;
+  }
   const json::Document& doc = *m.json_doc();
   const uint32_t count = doc.node(m.json_node()).count;
-  cel::MapEntries entries;
-  entries.reserve(count + 1);  // + 1: the common edit adds a key
   uint32_t key = json::Document::first_child(m.json_node());
   for (uint32_t k = 0; k < count; ++k) {
     const uint32_t value = key + 1;
-    entries.emplace_back(Value::string_view(doc.string_value(key)), Value::json(&doc, value));
+    entries.emplace_back(Value::json(&doc, key), Value::json(&doc, value));
     key = doc.node(value).next;
   }
-  // Repeated keys are rare; objects with many members get a hash map instead of pairs.
+  // Repeated keys are rare, and the document knows when an object has none.
+  if (doc.keys_unique(m.json_node())) return;
+  // Objects with many members get a hash map instead of pairs.
   if (count > 16) {
     std::unordered_map<std::string_view, size_t> last;
     last.reserve(count);
@@ -78,7 +82,7 @@ cel::MapEntries entries_of(const Value& m) {
     if (last.size() != entries.size()) {
       for (auto& entry : entries) entry.second = entries[last[entry.first.text()]].second;
     }
-    return entries;
+    return;
   }
   for (size_t i = 0; i < entries.size(); ++i) {
     for (size_t j = entries.size() - 1; j > i; --j) {
@@ -88,14 +92,50 @@ cel::MapEntries entries_of(const Value& m) {
       }
     }
   }
-  return entries;
+}
+
+// Owned maps of earlier events are kept for reuse (see Processor::spare_maps_), within
+// these bounds; others are freed.
+constexpr size_t kMaxSpareMaps = 16;
+constexpr size_t kMaxSpareMapEntries = 64;
+constexpr int kMaxRecycleDepth = 16;
+
+// An owned map with no entries and room for `capacity`, held by nothing else.
+Value take_map(std::vector<Value>& spares, size_t capacity) {
+  if (spares.empty()) {
+    cel::MapEntries entries;
+    entries.reserve(capacity);
+    return Value::map(std::move(entries));
+  }
+  Value m = std::move(spares.back());
+  spares.pop_back();
+  m.unique_map()->reserve(capacity);
+  return m;
+}
+
+// Keeps `v`, and the maps nested in it, for take_map when nothing else holds them.
+void recycle_maps(std::vector<Value>& spares, Value& v, int depth = 0) {
+  cel::MapEntries* entries = v.unique_map();
+  if (entries == nullptr || depth > kMaxRecycleDepth) return;
+  for (auto& entry : *entries) {
+    if (entry.second.kind() == Kind::Map && !entry.second.is_json()) {
+      recycle_maps(spares, entry.second, depth + 1);
+    }
+  }
+  entries->clear();
+  if (spares.size() < kMaxSpareMaps && entries->capacity() <= kMaxSpareMapEntries) {
+    spares.push_back(std::move(v));
+  }
 }
 
 // Turns a map into one this Value alone holds, and returns its entries for editing.
-cel::MapEntries& editable_entries(Value& m) {
+cel::MapEntries& editable_entries(Value& m, std::vector<Value>& spares) {
   if (cel::MapEntries* entries = m.unique_map()) return *entries;
-  m = Value::map(entries_of(m));
-  return *m.unique_map();
+  Value copy = take_map(spares, m.size() + 1);  // + 1: the common edit adds a key
+  cel::MapEntries& entries = *copy.unique_map();
+  fill_entries(m, entries);
+  m = std::move(copy);  // the entries stay where they are
+  return entries;
 }
 
 cel::MapEntries::iterator find_entry(cel::MapEntries& entries, const std::string& key) {
@@ -106,13 +146,14 @@ cel::MapEntries::iterator find_entry(cel::MapEntries& entries, const std::string
 
 // New keys borrow their text from the path, which the route table owns and which
 // outlives the working event.
-bool set_path(Value& root, const FieldPath& path, size_t i, Value v, std::string& error) {
+bool set_path(Value& root, const FieldPath& path, size_t i, Value v, std::string& error,
+              std::vector<Value>& spares) {
   if (root.kind() != Kind::Map) {
     error = "cannot set '" + path[i] + "': the value there is " + std::string(cel::type_name(root)) +
             ", not an object";
     return false;
   }
-  cel::MapEntries& entries = editable_entries(root);
+  cel::MapEntries& entries = editable_entries(root, spares);
   auto it = find_entry(entries, path[i]);
   if (i + 1 == path.size()) {
     if (it != entries.end()) it->second = std::move(v);
@@ -120,10 +161,10 @@ bool set_path(Value& root, const FieldPath& path, size_t i, Value v, std::string
     return true;
   }
   if (it == entries.end()) {
-    entries.emplace_back(Value::string_view(path[i]), Value::map({}));
+    entries.emplace_back(Value::string_view(path[i]), take_map(spares, 1));
     it = entries.end() - 1;
   }
-  return set_path(it->second, path, i + 1, std::move(v), error);
+  return set_path(it->second, path, i + 1, std::move(v), error, spares);
 }
 
 // True when every step of the path below `i` names a member of a map.
@@ -142,11 +183,16 @@ bool has_path(const Value& root, const FieldPath& path, size_t i) {
 
 // Removes the field; returns its value through `removed` when present. A missing field
 // changes nothing, so an untouched event keeps its source bytes.
-bool remove_path(Value& root, const FieldPath& path, size_t i, Value* removed) {
-  if (!has_path(root, path, i)) return false;
+bool remove_path(Value& root, const FieldPath& path, size_t i, Value* removed,
+                 std::vector<Value>& spares) {
   for (Value* at = &root;; ++i) {
-    cel::MapEntries& entries = editable_entries(*at);
+    if (at->kind() != Kind::Map) return false;
+    // A map this Value alone holds is searched in place; before any other is copied, the
+    // rest of the path must be there.
+    if (at->unique_map() == nullptr && !has_path(*at, path, i)) return false;
+    cel::MapEntries& entries = editable_entries(*at, spares);
     auto it = find_entry(entries, path[i]);
+    if (it == entries.end()) return false;
     if (i + 1 == path.size()) {
       if (removed) *removed = std::move(it->second);
       entries.erase(it);
@@ -197,77 +243,183 @@ std::string_view reason_label(FailureReason r) {
   return "unknown";
 }
 
-bool encode_json(const Value& v, std::string& out, std::string& error, int depth) {
+namespace {
+
+// Writes JSON into a string through a cursor. Room is made ahead (doubling) and the string
+// is cut back to what was written when the writer finishes, so a comma or a key costs
+// stores instead of a call that checks the capacity each time.
+class JsonWriter {
+ public:
+  JsonWriter(std::string& out, size_t expected) : out_(out) {
+    const size_t used = out_.size();
+    out_.resize(used + expected);
+    at_ = out_.data() + used;
+    end_ = out_.data() + out_.size();
+  }
+  JsonWriter(const JsonWriter&) = delete;
+  JsonWriter& operator=(const JsonWriter&) = delete;
+  ~JsonWriter() { out_.resize(size()); }
+
+  // Bytes in the string so far, the part before the writer included.
+  size_t size() const { return static_cast<size_t>(at_ - out_.data()); }
+
+  void put(char c) {
+    reserve(1);
+    *at_++ = c;
+  }
+  void put(std::string_view s) {
+    reserve(s.size());
+    copy(s);
+  }
+  // `s` as a JSON string. Text known to need no escape (Value::text_escape_free) is not
+  // scanned for one.
+  void put_quoted(std::string_view s, bool known_escape_free = false) {
+    if (!known_escape_free && !json::escape_free(s)) return put_escaped(s);
+    reserve(s.size() + 2);
+    *at_++ = '"';
+    copy(s);
+    *at_++ = '"';
+  }
+  // `"key":`, after a comma unless it is the first member.
+  void put_key(const Value& key, bool first) {
+    const std::string_view s = key.text();
+    if (!key.text_escape_free() && !json::escape_free(s)) {
+      if (!first) put(',');
+      put_escaped(s);
+      put(':');
+      return;
+    }
+    reserve(s.size() + 4);
+    if (!first) *at_++ = ',';
+    *at_++ = '"';
+    copy(s);
+    *at_++ = '"';
+    *at_++ = ':';
+  }
+
+ private:
+  void copy(std::string_view s) {
+    if (!s.empty()) std::memcpy(at_, s.data(), s.size());
+    at_ += s.size();
+  }
+  [[gnu::noinline]] void put_escaped(std::string_view s) {
+    std::string escaped;
+    json::append_quoted(escaped, s);
+    put(escaped);
+  }
+  void reserve(size_t n) {
+    if (static_cast<size_t>(end_ - at_) < n) grow(n);
+  }
+  [[gnu::noinline]] void grow(size_t n) {
+    const size_t used = size();
+    out_.resize(std::max(2 * out_.size(), used + n + 64));
+    at_ = out_.data() + used;
+    end_ = out_.data() + out_.size();
+  }
+
+  std::string& out_;
+  char* at_;
+  char* end_;
+};
+
+// Text of a scalar for JSON output; false for NaN and the infinities.
+bool put_scalar(const Value& v, JsonWriter& w) {
+  char buf[32];
+  switch (v.kind()) {
+    case Kind::Int:
+      w.put(std::string_view(buf, std::to_chars(buf, buf + sizeof buf, v.int_value()).ptr - buf));
+      return true;
+    case Kind::Uint:
+      w.put(std::string_view(buf, std::to_chars(buf, buf + sizeof buf, v.uint_value()).ptr - buf));
+      return true;
+    case Kind::Double:
+      if (!v.raw_json().empty()) {
+        w.put(v.raw_json());
+        return true;
+      }
+      if (!std::isfinite(v.double_value())) return false;
+      w.put(std::string_view(buf, std::to_chars(buf, buf + sizeof buf, v.double_value()).ptr - buf));
+      return true;
+    case Kind::Bool:
+      w.put(v.bool_value() ? std::string_view("true") : std::string_view("false"));
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool encode(const Value& v, JsonWriter& w, std::string& error, size_t max_bytes, int depth) {
   if (depth > kMaxEncodeDepth) {
     error = "value nested deeper than " + std::to_string(kMaxEncodeDepth) + " levels";
     return false;
   }
+  if (w.size() > max_bytes) {
+    error = "output of more than " + std::to_string(max_bytes) + " bytes";
+    return false;
+  }
   if (v.is_json()) {
-    out += v.json_doc()->raw(v.json_node());
+    w.put(v.json_doc()->raw(v.json_node()));
     return true;
   }
   switch (v.kind()) {
     case Kind::Null:
-      out += "null";
+      w.put("null");
       return true;
     case Kind::Bool:
     case Kind::Int:
     case Kind::Uint:
-      return scalar_text(v, out);
+      return put_scalar(v, w);
     case Kind::Double:
-      if (!scalar_text(v, out)) {
+      if (!put_scalar(v, w)) {
         error = "cannot write " + cel::debug_string(v) + " as JSON";
         return false;
       }
       return true;
     case Kind::String:
-      json::append_quoted(out, v.text());
+    case Kind::Type:
+      w.put_quoted(v.text(), v.text_escape_free());
       return true;
-    case Kind::Bytes:
-      out += '"';
-      append_base64(out, v.text());
-      out += '"';
+    case Kind::Bytes: {
+      std::string base64;
+      append_base64(base64, v.text());
+      w.put_quoted(base64);
       return true;
+    }
     case Kind::Timestamp:
-      json::append_quoted(out, cel::time::format_timestamp(v.time_value()));
+      w.put_quoted(cel::time::format_timestamp(v.time_value()));
       return true;
     case Kind::Duration:
-      json::append_quoted(out, cel::time::format_duration(v.time_value()));
-      return true;
-    case Kind::Type:
-      json::append_quoted(out, v.text());
+      w.put_quoted(cel::time::format_duration(v.time_value()));
       return true;
     case Kind::List: {
-      out += '[';
+      w.put('[');
       bool first = true;
       for (const Value& item : v.owned_list()) {
-        if (!first) out += ',';
+        if (!first) w.put(',');
         first = false;
-        if (!encode_json(item, out, error, depth + 1)) return false;
+        if (!encode(item, w, error, max_bytes, depth + 1)) return false;
       }
-      out += ']';
+      w.put(']');
       return true;
     }
     case Kind::Map: {
-      out += '{';
+      w.put('{');
       bool first = true;
       for (const auto& [k, val] : v.owned_map()) {
-        if (!first) out += ',';
-        first = false;
         if (k.kind() == Kind::String) {
-          json::append_quoted(out, k.text());
+          w.put_key(k, first);
         } else {
           std::string key;
           if (!scalar_text(k, key)) {
             error = "map key of type " + std::string(cel::type_name(k)) + " cannot be a JSON key";
             return false;
           }
-          json::append_quoted(out, key);
+          w.put_key(Value::string_view(key), first);
         }
-        out += ':';
-        if (!encode_json(val, out, error, depth + 1)) return false;
+        first = false;
+        if (!encode(val, w, error, max_bytes, depth + 1)) return false;
       }
-      out += '}';
+      w.put('}');
       return true;
     }
     case Kind::Error:
@@ -275,6 +427,14 @@ bool encode_json(const Value& v, std::string& out, std::string& error, int depth
       return false;
   }
   return false;
+}
+
+}  // namespace
+
+bool encode_json(const Value& v, std::string& out, std::string& error, size_t max_bytes, int depth) {
+  // Room for what a transform usually writes: an edited event about the size of the input.
+  JsonWriter w(out, std::max<size_t>(out.capacity() - out.size(), 64));
+  return encode(v, w, error, max_bytes, depth);
 }
 
 Processor::Processor() : activation_(cel::Environment::routing()) {}
@@ -290,7 +450,19 @@ void Processor::prepare(const Message& msg) {
     headers = headers_value.unique_map();
   }
   headers->clear();
+  headers_error_.clear();
   if (msg.headers != nullptr) {
+    // Checked before the headers are looked at: over the limits the event fails on every
+    // route (run_route), and the duplicate check below stays small.
+    size_t header_bytes = 0;
+    for (const auto& [k, v] : *msg.headers) header_bytes += k.size() + v.size();
+    if (msg.headers->size() > kMaxEventHeaders || header_bytes > kMaxEventHeaderBytes) {
+      headers_error_ = std::to_string(msg.headers->size()) + " headers of " + std::to_string(header_bytes) +
+                       " bytes exceed the limit of " + std::to_string(kMaxEventHeaders) + " headers and " +
+                       std::to_string(kMaxEventHeaderBytes) + " bytes";
+    }
+  }
+  if (msg.headers != nullptr && headers_error_.empty()) {
     for (const auto& [k, v] : *msg.headers) {
       // NATS allows repeated headers; the first value wins, as Go's Header.Get does.
       bool dup = false;
@@ -322,7 +494,7 @@ bool Processor::apply_steps(const std::vector<CompiledStep>& steps, Value& event
         }
         release_event();
         for (size_t i = 0; i < step.set.size(); ++i) {
-          if (!set_path(event, step.set[i].first, 0, std::move(values[i]), error)) {
+          if (!set_path(event, step.set[i].first, 0, std::move(values[i]), error, spare_maps_)) {
             where = step.origin + ".set." + dotted(step.set[i].first);
             return false;
           }
@@ -337,7 +509,7 @@ bool Processor::apply_steps(const std::vector<CompiledStep>& steps, Value& event
           error = "the payload is " + std::string(cel::type_name(event)) + ", not an object";
           return false;
         }
-        for (const auto& path : step.remove) remove_path(event, path, 0, nullptr);
+        for (const auto& path : step.remove) remove_path(event, path, 0, nullptr, spare_maps_);
         break;
       case StepSpec::Kind::Rename:
         release_event();
@@ -348,8 +520,8 @@ bool Processor::apply_steps(const std::vector<CompiledStep>& steps, Value& event
         }
         for (const auto& [from, to] : step.rename) {
           Value moved;
-          if (!remove_path(event, from, 0, &moved)) continue;
-          if (!set_path(event, to, 0, std::move(moved), error)) {
+          if (!remove_path(event, from, 0, &moved, spare_maps_)) continue;
+          if (!set_path(event, to, 0, std::move(moved), error, spare_maps_)) {
             where = step.origin + ".rename." + dotted(from);
             return false;
           }
@@ -381,6 +553,7 @@ bool Processor::run_steps(const std::vector<CompiledStep>& steps, bool needs_jso
     return false;
   }
   Value event = parsed_ ? Value::json(&doc_, 0) : Value::null();
+  EventScope scope(*this, event);
   std::string where;
   if (!apply_steps(steps, event, where, error)) {
     error = where + ": " + error;
@@ -402,6 +575,11 @@ Result Processor::process_route(const RouteTable& table, uint32_t index, const M
 // Edits of the working event happen in place when the activation does not hold it too.
 void Processor::release_event() { activation_.set(kEvent, Value()); }
 
+Processor::EventScope::~EventScope() {
+  processor_.release_event();
+  recycle_maps(processor_.spare_maps_, event_);
+}
+
 Result Processor::run_route(const RouteTable& table, uint32_t index, const Message& msg) {
   const CompiledRoute& route = table.routes()[index];
   Result r;
@@ -419,10 +597,12 @@ Result Processor::run_route(const RouteTable& table, uint32_t index, const Messa
                 "payload of " + std::to_string(msg.payload.size()) + " bytes exceeds maxPayloadBytes " +
                     std::to_string(route.spec.max_payload_bytes));
   }
+  if (!headers_error_.empty()) return fail(FailureReason::TooLarge, "source", headers_error_);
   if (route.needs_json && !parsed_) {
     return fail(FailureReason::NotJson, "source", "payload is not JSON: " + json_error_);
   }
   Value event = parsed_ ? Value::json(&doc_, 0) : Value::null();
+  EventScope scope(*this, event);
   activation_.set(kEvent, event);
   if (route.filter) {
     Value keep = route.filter->evaluate(activation_);
@@ -446,7 +626,20 @@ Result Processor::run_route(const RouteTable& table, uint32_t index, const Messa
   } else {
     // Room for a transform that adds a little: one allocation instead of a doubling series.
     payload.reserve(msg.payload.size() + msg.payload.size() / 4 + 16);
-    if (!encode_json(event, payload, error)) return fail(FailureReason::Encode, "transform", error);
+    // The output is held to the same maxPayloadBytes as the input.
+    const auto max_out = static_cast<size_t>(route.spec.max_payload_bytes);
+    if (!encode_json(event, payload, error, max_out) || payload.size() > max_out) {
+      if (payload.size() <= max_out) return fail(FailureReason::Encode, "transform", error);
+      return fail(FailureReason::TooLarge, "transform",
+                  "output exceeds maxPayloadBytes " + std::to_string(max_out));
+    }
+  }
+  const size_t before = publishes_before(table, index, msg.subject);
+  if (before + route.destinations.size() > kMaxPublishesPerEvent) {
+    return fail(FailureReason::Destination, "destinations",
+                "fan-out limit: routes declared before this one already publish this event " +
+                    std::to_string(before) + " times, and " + std::to_string(route.destinations.size()) +
+                    " more would exceed " + std::to_string(kMaxPublishesPerEvent));
   }
   for (size_t d = 0; d < route.destinations.size(); ++d) {
     const CompiledDestination& dest = route.destinations[d];
@@ -484,6 +677,11 @@ Result Processor::run_route(const RouteTable& table, uint32_t index, const Messa
         return fail(FailureReason::Destination, field() + ".headers." + name,
                     "header value contains a line break");
       }
+      if (text.size() > kMaxHeaderValueBytes) {
+        return fail(FailureReason::Destination, field() + ".headers." + name,
+                    "header value of " + std::to_string(text.size()) + " bytes exceeds the limit of " +
+                        std::to_string(kMaxHeaderValueBytes));
+      }
       bool replaced = false;
       for (auto& h : out.headers) {
         if (h.first == name) {
@@ -498,6 +696,17 @@ Result Processor::run_route(const RouteTable& table, uint32_t index, const Messa
   }
   r.outcome = Result::Outcome::Published;
   return r;
+}
+
+size_t Processor::publishes_before(const RouteTable& table, uint32_t route, std::string_view subject) {
+  if (table.total_destinations() <= kMaxPublishesPerEvent) return 0;
+  fanout_matched_.clear();
+  table.match(subject, fanout_matched_);
+  size_t n = 0;
+  for (uint32_t i : fanout_matched_) {
+    if (i < route) n += table.routes()[i].destinations.size();
+  }
+  return n;
 }
 
 void Processor::process(const RouteTable& table, const Message& msg, std::vector<Result>& out) {

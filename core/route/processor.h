@@ -17,6 +17,11 @@ namespace switchboard::route {
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
+// Bounds on the headers an event arrives with (docs/routes.md, "Limits"): over either, the
+// event fails on every route it matches, with reason too_large.
+inline constexpr size_t kMaxEventHeaders = 256;
+inline constexpr size_t kMaxEventHeaderBytes = 64 * 1024;  // names and values together
+
 struct Message {
   std::string_view subject;
   const Headers* headers = nullptr;  // may be null
@@ -26,7 +31,7 @@ struct Message {
 // Reasons are metric label values: a fixed, small set.
 enum class FailureReason : uint8_t {
   NotJson,        // the route reads the payload, and it is not JSON
-  TooLarge,       // over the route's maxPayloadBytes
+  TooLarge,       // over the route's maxPayloadBytes (in or out), or too many headers
   Filter,         // the filter failed or did not return a bool
   Transform,      // a step failed
   Destination,    // a subject template or header failed
@@ -73,19 +78,41 @@ class Processor {
   bool apply_steps(const std::vector<CompiledStep>& steps, cel::Value& event, std::string& where,
                    std::string& error);
   void release_event();
+  // The working event of one route: however the route ends, the maps its transform built
+  // go back to spare_maps_.
+  class EventScope {
+   public:
+    EventScope(Processor& processor, cel::Value& event) : processor_(processor), event_(event) {}
+    EventScope(const EventScope&) = delete;
+    EventScope& operator=(const EventScope&) = delete;
+    ~EventScope();
+
+   private:
+    Processor& processor_;
+    cel::Value& event_;
+  };
+  size_t publishes_before(const RouteTable& table, uint32_t route, std::string_view subject);
 
   json::Document doc_;
   bool parsed_ = false;
   std::string json_error_;
+  std::string headers_error_;  // why the event's headers are over the limits, or empty
+  std::vector<uint32_t> fanout_matched_;
   cel::Activation activation_;
   std::vector<uint32_t> matched_;
   std::vector<cel::Value> set_values_;  // reused by every set step
+  // Owned maps of earlier events, emptied: a transform copies each object along an edited
+  // path into a map, and taking these instead of new ones keeps that free of allocations.
+  std::vector<cel::Value> spare_maps_;
 };
 
 // Appends standard base64 (with padding): how bytes travel inside JSON.
 void append_base64(std::string& out, std::string_view in);
 
-// Writes a value as JSON. Untouched JSON-backed values are copied byte for byte.
-bool encode_json(const cel::Value& v, std::string& out, std::string& error, int depth = 0);
+// Writes a value as JSON. Untouched JSON-backed values are copied byte for byte. Stops
+// with an error once `out` holds more than max_bytes, so that a value which shares one
+// large part many times ([event, event, ...]) cannot build an unbounded output.
+bool encode_json(const cel::Value& v, std::string& out, std::string& error, size_t max_bytes = SIZE_MAX,
+                 int depth = 0);
 
 }  // namespace switchboard::route

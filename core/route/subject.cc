@@ -1,6 +1,7 @@
 #include "core/route/subject.h"
 
 #include <algorithm>
+#include <array>
 #include <cassert>
 #include <cstdio>
 #include <functional>
@@ -10,7 +11,7 @@
 namespace switchboard::route {
 namespace {
 
-bool is_space(char c) {
+constexpr bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
@@ -90,10 +91,19 @@ bool validate_subject(std::string_view s, bool allow_wildcards, std::string* why
     return fail(why, "subject longer than " + std::to_string(kMaxSubjectLength) +
                          " bytes (" + std::to_string(s.size()) + ")");
   }
-  // One pass, so the message names the first problem by position.
+  // One pass, so the message names the first problem by position. Most bytes are none of
+  // whitespace, '.', '*' and '>': one table lookup passes them.
+  static constexpr auto kPlain = [] {
+    std::array<bool, 256> plain{};
+    for (int c = 0; c < 256; ++c) {
+      plain[c] = !is_space(static_cast<char>(c)) && c != '.' && c != '*' && c != '>';
+    }
+    return plain;
+  }();
   size_t token_start = 0;
   for (size_t i = 0; i < s.size(); ++i) {
     char c = s[i];
+    if (kPlain[static_cast<unsigned char>(c)]) continue;
     if (is_space(c)) return fail_at(why, "whitespace", i, s);
     if (c == '.') {
       if (i == token_start) return fail_at(why, "empty token", i, s);

@@ -391,6 +391,13 @@ std::variant<std::shared_ptr<const RouteTable>, std::vector<SpecError>> RouteTab
       }
     }
     c.steps(r.transform, object, "transform", &named, cr.steps, cr.needs_json);
+    if (r.destinations.size() > kMaxDestinationsPerRoute) {
+      // Points at the first destination over the limit.
+      c.error(r.destinations[kMaxDestinationsPerRoute].subject.at, object, "destinations",
+              std::to_string(r.destinations.size()) + " destinations, more than the limit of " +
+                  std::to_string(kMaxDestinationsPerRoute) + " per route");
+    }
+    table->total_destinations_ += r.destinations.size();
     for (size_t i = 0; i < r.destinations.size(); ++i) {
       const DestinationSpec& d = r.destinations[i];
       std::string field = "destinations[" + std::to_string(i) + "]";

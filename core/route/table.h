@@ -19,6 +19,16 @@ namespace switchboard::route {
 
 using FieldPath = std::vector<std::string>;
 
+// Fan-out bounds (docs/routes.md, "Limits"). A route with more destinations is refused when
+// the table compiles. An event's publishes are the destinations of every route its subject
+// matches, counted in declaration order whether or not their filters pass: a route that
+// would take the count over the limit fails the event (reason destination).
+inline constexpr size_t kMaxDestinationsPerRoute = 16;
+inline constexpr size_t kMaxPublishesPerEvent = 64;
+// A rendered destination header value; over it the event fails (reason destination).
+// (Subjects, literal or rendered, are held to kMaxSubjectLength by validate_subject.)
+inline constexpr size_t kMaxHeaderValueBytes = 4096;
+
 struct CompiledStep {
   StepSpec::Kind kind = StepSpec::Kind::Set;
   std::string origin;  // "transform[1]" or "transform[1] (normalize.steps[0])", for errors
@@ -69,6 +79,9 @@ class RouteTable {
 
   // Indices of the routes whose source matches, in declaration order.
   void match(std::string_view subject, std::vector<uint32_t>& out) const { trie_.match(subject, out); }
+  // The destinations of all routes together: when within kMaxPublishesPerEvent, no event
+  // can go over it and the processor skips counting.
+  size_t total_destinations() const { return total_destinations_; }
 
  private:
   uint64_t generation_ = 0;
@@ -77,6 +90,7 @@ class RouteTable {
   std::vector<CompiledRoute> routes_;
   std::vector<CompiledTransform> transforms_;
   SubjectTrie trie_;
+  size_t total_destinations_ = 0;
 };
 
 // The spec as canonical JSON (fixed key order, defaults filled in): what the hash covers
