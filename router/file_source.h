@@ -12,22 +12,21 @@
 #include <thread>
 
 #include "core/route/table.h"
+#include "router/table_source.h"
 
 namespace switchboard::router {
 
-class FileSource {
+class FileSource : public TableSource {
  public:
-  using Apply = std::function<void(std::shared_ptr<const route::RouteTable>)>;
-  using Reject = std::function<void(uint64_t generation, const std::string& error)>;
-
   FileSource(std::string path, int64_t poll_ms, Apply apply, Reject reject);
-  ~FileSource();
+  ~FileSource() override;
 
   // Loads the file once now; then polls in the background until stop().
-  void start();
-  void stop();
+  void start() override;
+  void stop() override;
   // Checks the file now (tests and SIGHUP); true when it changed.
-  bool poll();
+  bool poll() override;
+  std::string describe() const override { return "file " + path_; }
 
  private:
   std::string path_;

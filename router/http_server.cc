@@ -63,6 +63,7 @@ struct HttpServer::Impl {
 
   MetricsSource metrics;
   ReadinessCheck ready;
+  HealthCheck healthy;
 
   void accept_loop() {
     while (!stopping.load()) {
@@ -183,7 +184,16 @@ struct HttpServer::Impl {
       }
       respond(fd, 200, "text/plain; version=0.0.4; charset=utf-8", body, close);
     } else if (path == "/healthz") {
-      respond(fd, 200, "text/plain", "ok", close);
+      std::string reason;
+      bool ok = true;
+      if (healthy) {
+        try {
+          ok = healthy(reason);
+        } catch (...) {
+          ok = true;  // a failing check must not get a pod restarted
+        }
+      }
+      respond(fd, ok ? 200 : 503, "text/plain", ok ? std::string("ok") : reason, close);
     } else if (path == "/readyz") {
       std::string reason;
       bool ok = false;
@@ -200,10 +210,12 @@ struct HttpServer::Impl {
   }
 };
 
-HttpServer::HttpServer(HttpServerOptions options, MetricsSource metrics, ReadinessCheck ready)
+HttpServer::HttpServer(HttpServerOptions options, MetricsSource metrics, ReadinessCheck ready,
+                       HealthCheck healthy)
     : options_(std::move(options)), impl_(std::make_unique<Impl>()) {
   impl_->metrics = std::move(metrics);
   impl_->ready = std::move(ready);
+  impl_->healthy = std::move(healthy);
 }
 
 HttpServer::~HttpServer() { Stop(); }

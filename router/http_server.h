@@ -30,9 +30,13 @@ class HttpServer {
   // True when ready; otherwise sets `reason`, which becomes the 503 body. Keep the reason
   // free of secrets: anyone who can reach the port can read it.
   using ReadinessCheck = std::function<bool(std::string& reason)>;
+  // The same for /healthz (the liveness probe): false makes the kubelet restart the pod, so
+  // only for what a restart can cure. Without one, /healthz always answers "ok".
+  using HealthCheck = std::function<bool(std::string& reason)>;
 
   // The callbacks run on the connections' threads, possibly several at once.
-  HttpServer(HttpServerOptions options, MetricsSource metrics, ReadinessCheck ready);
+  HttpServer(HttpServerOptions options, MetricsSource metrics, ReadinessCheck ready,
+             HealthCheck healthy = nullptr);
   ~HttpServer();  // stops
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

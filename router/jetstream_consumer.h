@@ -1,7 +1,8 @@
 // At-least-once delivery from a JetStream stream: one durable pull consumer per route and a
-// thread that fetches in batches, hands each message to the router, and acknowledges it
-// only after every destination publish is confirmed. A failure NAKs with the route's
-// backoff; after maxDeliver attempts the event is dead-lettered.
+// thread that fetches in batches and hands each message to the router. The router publishes
+// a batch's destinations without waiting for each answer and settles every message once
+// all of its publishes are confirmed (or one failed); the consumer then acknowledges it, or
+// NAKs it with the route's backoff. After maxDeliver attempts the event is dead-lettered.
 #pragma once
 
 #include <atomic>
@@ -22,7 +23,7 @@ enum class Disposition { Ack, Retry };
 
 struct JetStreamDelivery {
   natsMsg* msg;
-  NatsMessage message;
+  NatsMessage message;      // valid until the message is settled
   uint64_t attempts;        // 1 on first delivery
   bool last_attempt;        // attempts >= maxDeliver: dead-letter instead of retrying
   std::string id_base;      // "<stream>:<sequence>": destination Nats-Msg-Id prefix
@@ -30,7 +31,10 @@ struct JetStreamDelivery {
 
 class JetStreamConsumer {
  public:
-  using Handler = std::function<Disposition(const JetStreamDelivery&)>;
+  // Called exactly once per message, on any thread, when its fate is known.
+  using Settle = std::function<void(Disposition)>;
+  // Runs on the consumer's thread; may settle at once or later.
+  using Handler = std::function<void(const JetStreamDelivery&, Settle)>;
   using ErrorLog = std::function<void(const std::string& route, const std::string& error)>;
   // Called every 2 seconds with the consumer's count of delivered, unacknowledged events.
   using AckPending = std::function<void(const std::string& route, int64_t pending)>;
@@ -40,7 +44,8 @@ class JetStreamConsumer {
   ~JetStreamConsumer();
 
   void start();
-  // Stops fetching; the batch in hand is finished (acked or NAKed) first.
+  // Stops fetching; the batch in hand is finished (every message settled, then acked or
+  // NAKed) first.
   void stop();
   // Identity of the consumer configuration: a change means a new consumer.
   static std::string fingerprint(const std::string& subject, const route::JetStreamSpec& spec);
@@ -48,6 +53,9 @@ class JetStreamConsumer {
  private:
   void loop();
   bool subscribe();
+  void unbind();
+  void run_batch(natsMsgList& list);
+  int64_t backoff_for(uint64_t attempts) const;
 
   NatsClient& nats_;
   std::string route_, subject_;
@@ -57,6 +65,7 @@ class JetStreamConsumer {
   AckPending ack_pending_;
   void report_ack_pending();
   natsSubscription* sub_ = nullptr;
+  uint64_t generation_ = 0;  // of the connection sub_ was made on
   std::atomic<bool> stopping_{false};
   std::thread thread_;
   std::mutex mu_;

@@ -2,17 +2,30 @@
 // reconnect with backoff and jitter, TLS, user/password, token, NKey seed, creds file),
 // publishing with headers, queue subscriptions, JetStream access and counters. It knows
 // nothing of routes.
+//
+// Two things it adds to cnats:
+// - Asynchronous JetStream publishes within a bounded in-flight window, each confirmed
+//   (or refused, or timed out) exactly once through a callback.
+// - A connection that cnats closed for good (the server refused the credentials twice in
+//   a row) is rebuilt: credential files are read again, a new connection is made with
+//   backoff, and subscriptions are made again on it. How long it has been closed is
+//   visible, so that a liveness probe can give up on a pod that never recovers.
 #pragma once
 
 #include <nats/nats.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -34,6 +47,16 @@ struct NatsConfig {
   std::string token;
   std::string nkey_seed_file;
   std::string creds_file;
+  // Where user, password and token came from, when they came from files: a rebuilt
+  // connection reads them again, so a rotated Secret is picked up without a restart.
+  std::string user_file;
+  std::string password_file;
+  std::string token_file;
+  // Asynchronous JetStream publishes unconfirmed at once, over the whole connection.
+  int64_t js_max_inflight = 256;
+  // A closed connection is rebuilt after this wait, doubling up to the maximum.
+  int64_t rebuild_wait_ms = 1000;
+  int64_t rebuild_max_wait_ms = 15000;
 };
 
 using NatsHeaders = std::vector<std::pair<std::string, std::string>>;
@@ -53,6 +76,12 @@ NatsMessage view_of(natsMsg* msg, NatsHeaders& headers);
 class NatsClient {
  public:
   using Handler = std::function<void(const NatsMessage&)>;
+  // The outcome of one asynchronous JetStream publish: ok, or why not.
+  using PublishDone = std::function<void(bool ok, const std::string& error)>;
+  // Something about the connection a person should know (closed, rebuilt, a rebuild that
+  // failed); `error` is cnats' or the server's reason and never holds a credential.
+  enum class State { Closed, Rebuilt, RebuildFailed };
+  using StateLog = std::function<void(State state, const std::string& error)>;
 
   NatsClient() = default;
   ~NatsClient();
@@ -61,11 +90,15 @@ class NatsClient {
 
   // Connects. When no server answers yet it returns true and keeps trying in the
   // background; when a server refuses (credentials, TLS, permissions) or the configuration
-  // is wrong (unreadable certificate, bad seed), it returns false with the reason.
+  // is wrong (unreadable certificate, bad seed, a creds file without a JWT), it returns
+  // false with the reason.
   bool connect(const NatsConfig& config, std::string& error);
+  // Called on the client's own thread; set before connect().
+  void set_state_log(StateLog log) { state_log_ = std::move(log); }
 
   // Async queue subscription; the handler runs on the subscription's delivery thread.
-  // Returns an id for unsubscribe(), or 0 with an error.
+  // Returns an id for unsubscribe(), or 0 with an error. The subscription survives a
+  // rebuilt connection.
   uint64_t subscribe(const std::string& subject, const std::string& queue, Handler handler,
                      std::string& error);
   void unsubscribe(uint64_t id);
@@ -76,6 +109,22 @@ class NatsClient {
   // the stream drop a duplicate of a redelivered event.
   bool js_publish(std::string_view subject, const NatsHeaders& headers, std::string_view data,
                   const std::string& msg_id, int64_t timeout_ms, std::string& error);
+  // Publishes to a stream without waiting for its acknowledgement. Blocks while
+  // js_max_inflight publishes are unconfirmed. `done` runs exactly once, on a cnats thread
+  // (or this one), when the stream confirmed or refused the message, or once timeout_ms
+  // has passed without an answer (at the latest about a second later, also when the
+  // connection went away). Returns false, without calling `done`, when the message could
+  // not be sent at all.
+  bool js_publish_async(std::string_view subject, const NatsHeaders& headers, std::string_view data,
+                        const std::string& msg_id, int64_t timeout_ms, PublishDone done, std::string& error);
+  struct JsPublishStats {
+    int64_t inflight = 0;       // sent, not yet confirmed
+    int64_t max_inflight = 0;   // the most ever unconfirmed at once
+    int64_t limit = 0;          // js_max_inflight
+    uint64_t confirmed = 0, failed = 0, duplicates = 0;  // duplicates: dropped by Nats-Msg-Id
+  };
+  JsPublishStats js_publish_stats() const;
+
   bool flush(int64_t timeout_ms);
 
   // Stops delivery on every subscription, lets handlers finish what they hold, and
@@ -83,31 +132,88 @@ class NatsClient {
   void drain(int64_t timeout_ms);
 
   bool connected() const;
+  // A connection cnats gave up on (it does after the server refused the credentials twice
+  // in a row) and no new one yet: how long, and why. Zero while a connection is usable or
+  // is reconnecting by itself.
+  std::chrono::milliseconds closed_for() const;
+  std::string closed_reason() const;
+  // Grows by one each time the connection is replaced: whatever holds cnats objects made
+  // on the previous one (a JetStream pull subscription) must make them again.
+  uint64_t generation() const;
+
   struct Counts {
     uint64_t in_msgs = 0, in_bytes = 0, out_msgs = 0, out_bytes = 0, reconnects = 0;
   };
   Counts counts() const;
 
-  natsConnection* connection() const { return conn_; }
+  // Binds a JetStream pull subscription on the current connection; `generation` receives
+  // the connection's generation.
+  natsStatus js_pull_subscribe(natsSubscription** sub, const std::string& subject, const std::string& durable,
+                               jsSubOptions* options, jsErrCode* code, uint64_t& generation);
+  // The current connection and JetStream context, for tests and tools: valid until the
+  // connection is rebuilt.
+  natsConnection* connection() const;
   jsCtx* jetstream();
 
  private:
   struct Subscription {
-    uint64_t id;
-    natsSubscription* sub;
+    uint64_t id = 0;
+    natsSubscription* sub = nullptr;
     std::unique_ptr<Handler> handler;
+    std::string subject, queue;
   };
+  struct InFlight {
+    PublishDone done;
+    std::chrono::steady_clock::time_point give_up;
+    uint64_t generation;
+  };
+  enum class Opened { Connected, Pending, Refused };
   static void on_message(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
+  static void on_closed(natsConnection*, void* closure);
+  static void on_js_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* err, void* closure);
+  // Makes a connection from `config`; on Refused (or a bad configuration) `error` says why.
+  Opened open(const NatsConfig& config, natsConnection** conn, std::string& error);
+  natsStatus subscribe_on(natsConnection* conn, Subscription& s);
+  void supervise();
+  bool rebuild(std::string& error);
+  void expire_publishes(bool everything, uint64_t generation_below);
+  jsCtx* async_context();  // conn_mu_ held (shared)
 
-  natsOptions* opts_ = nullptr;
+  NatsConfig config_;        // the supervisor's, once connected
+  int64_t js_limit_ = 256;   // js_max_inflight
+  uintptr_t key_ = 0;        // what cnats callbacks find this client by
+  StateLog state_log_;
+  mutable std::shared_mutex conn_mu_;  // conn_, js_, ajs_, generation_: unique to replace
   natsConnection* conn_ = nullptr;
   jsCtx* js_ = nullptr;
-  std::mutex mu_;
+  jsCtx* ajs_ = nullptr;  // for asynchronous publishes, with the in-flight bound
+  uint64_t generation_ = 0;
+  std::mutex js_mu_;      // creating js_ or ajs_ under a shared conn_mu_
+
+  std::mutex mu_;  // subs_
   std::vector<Subscription> subs_;
   uint64_t next_id_ = 1;
+
+  mutable std::mutex pub_mu_;  // inflight_ and the window
+  std::condition_variable pub_cv_;
+  std::unordered_map<natsMsg*, InFlight> inflight_;
+  int64_t max_inflight_seen_ = 0;
+  std::atomic<uint64_t> confirmed_{0}, failed_{0}, duplicates_{0};
+
+  mutable std::mutex sup_mu_;  // what the supervisor knows
+  std::condition_variable sup_cv_;
+  bool stopping_ = false;
+  bool closed_signalled_ = false;
+  std::chrono::steady_clock::time_point closed_since_{};  // epoch: not closed
+  std::string closed_reason_;
+  std::thread supervisor_;
 };
 
 // Reads a whole small file (a password, a token), trimming one trailing newline.
 bool read_secret_file(const std::string& path, std::string& out, std::string& error);
+
+// Checks a creds file the way the server will need it: a user JWT and a user NKey seed
+// that signs. The error names the file and what is missing, never its content.
+bool check_creds_file(const std::string& path, std::string& error);
 
 }  // namespace switchboard::router

@@ -11,6 +11,11 @@
 
 namespace switchboard::router {
 
+namespace {
+// How long a destination stream has to confirm a publish.
+constexpr int64_t kJetStreamPublishTimeoutMs = 5000;
+}  // namespace
+
 std::string now_rfc3339() {
   auto now = std::chrono::system_clock::now();
   std::time_t t = std::chrono::system_clock::to_time_t(now);
@@ -40,6 +45,7 @@ bool Router::apply(std::shared_ptr<const route::RouteTable> table, std::string& 
   for (const auto& r : table->routes()) {
     if (!r.spec.source.jetstream) wanted.insert(SourceKey{r.spec.source.subject.text, queue_for(r.spec)});
   }
+  events_.routes_installing(*table);
   std::unique_lock lock(mu_);
   // Subscribe to new sources before the swap, drop old ones after it: an event on a
   // source present in both tables is never missed.
@@ -113,7 +119,7 @@ void Router::reconcile_consumers(const route::RouteTable& table) {
     if (it != consumers_.end()) it->second.worker->stop();
     auto worker = std::make_unique<JetStreamConsumer>(
         nats_, name, r.spec.source.subject.text, *r.spec.source.jetstream,
-        [this, name](const JetStreamDelivery& d) {
+        [this, name](const JetStreamDelivery& d, JetStreamConsumer::Settle settle) {
           // The route is looked up in the table current for this message: a reload
           // between two batches applies to the next one.
           auto t = std::atomic_load(&table_);
@@ -121,10 +127,11 @@ void Router::reconcile_consumers(const route::RouteTable& table) {
             for (uint32_t i = 0; i < t->routes().size(); ++i) {
               if (t->routes()[i].spec.name != name) continue;
               route::Message msg{d.message.subject, d.message.headers, d.message.data};
-              return deliver(*t, i, msg, Delivery{true, d.attempts, d.last_attempt, d.id_base});
+              deliver_jetstream(t, i, msg, Delivery{true, d.attempts, d.last_attempt, d.id_base}, std::move(settle));
+              return;
             }
           }
-          return Disposition::Retry;
+          settle(Disposition::Retry);
         },
         [this](const std::string& route_name, const std::string& error) { events_.warning(route_name, error); },
         [this](const std::string& route_name, int64_t pending) { events_.ack_pending(route_name, pending); });
@@ -165,7 +172,7 @@ Disposition Router::deliver(const route::RouteTable& table, uint32_t index, cons
   totals_.received.fetch_add(1, std::memory_order_relaxed);
   events_.received(spec.name);
   route::Result r = processor.process_route(table, index, msg);
-  Disposition disposition = Disposition::Ack;
+  bool publish_failed = false;
   if (r.outcome == route::Result::Outcome::Published) {
     for (size_t i = 0; i < r.outputs.size(); ++i) {
       const auto& out = r.outputs[i];
@@ -173,19 +180,26 @@ Disposition Router::deliver(const route::RouteTable& table, uint32_t index, cons
       bool ok = out.jetstream
                     ? nats_.js_publish(out.subject, out.headers, out.payload,
                                        how.id_base.empty() ? std::string() : how.id_base + ":" + std::to_string(i),
-                                       5000, error)
+                                       kJetStreamPublishTimeoutMs, error)
                     : nats_.publish(out.subject, out.headers, out.payload, error);
       if (!ok) {
         r.outcome = route::Result::Outcome::Failed;
         r.reason = route::FailureReason::Destination;
         r.step = "destinations[" + std::to_string(i) + "]";
         r.error = error;
-        // A publish can succeed next time: let JetStream redeliver while attempts remain.
-        if (how.jetstream && !how.last_attempt) disposition = Disposition::Retry;
+        publish_failed = true;
         break;
       }
     }
   }
+  return conclude(spec, r, msg, how, publish_failed, t0);
+}
+
+Disposition Router::conclude(const route::RouteSpec& spec, route::Result& r, const route::Message& msg,
+                             const Delivery& how, bool publish_failed, std::chrono::steady_clock::time_point t0) {
+  // A publish can succeed next time: let JetStream redeliver while attempts remain.
+  Disposition disposition =
+      publish_failed && how.jetstream && !how.last_attempt ? Disposition::Retry : Disposition::Ack;
   switch (r.outcome) {
     case route::Result::Outcome::Published:
       totals_.published.fetch_add(1, std::memory_order_relaxed);
@@ -208,6 +222,114 @@ Disposition Router::deliver(const route::RouteTable& table, uint32_t index, cons
   return disposition;
 }
 
+// One JetStream event whose destination publishes are in flight.
+struct Router::PendingEvent {
+  std::shared_ptr<const route::RouteTable> table;  // keeps the route's spec alive
+  uint32_t index = 0;
+  route::Message msg;
+  Delivery how;
+  route::Result result;
+  JetStreamConsumer::Settle settle;
+  std::chrono::steady_clock::time_point t0;
+  std::mutex mu;
+  size_t outstanding = 1;  // publishes in flight, plus one held while they are being sent
+  bool failed = false;
+  size_t failed_index = 0;
+  std::string error;
+};
+
+void Router::deliver_jetstream(std::shared_ptr<const route::RouteTable> table, uint32_t index,
+                               const route::Message& msg, const Delivery& how, JetStreamConsumer::Settle settle) {
+  thread_local route::Processor processor;
+  const auto& spec = table->routes()[index].spec;
+  auto t0 = std::chrono::steady_clock::now();
+  totals_.received.fetch_add(1, std::memory_order_relaxed);
+  events_.received(spec.name);
+  route::Result r = processor.process_route(*table, index, msg);
+  bool has_jetstream = false;
+  for (const auto& out : r.outputs) has_jetstream = has_jetstream || out.jetstream;
+  if (r.outcome != route::Result::Outcome::Published || !has_jetstream) {
+    // Nothing to wait for: core NATS publishes are confirmed by the consumer's flush.
+    bool publish_failed = false;
+    for (size_t i = 0; r.outcome == route::Result::Outcome::Published && i < r.outputs.size(); ++i) {
+      std::string error;
+      if (!nats_.publish(r.outputs[i].subject, r.outputs[i].headers, r.outputs[i].payload, error)) {
+        r.outcome = route::Result::Outcome::Failed;
+        r.reason = route::FailureReason::Destination;
+        r.step = "destinations[" + std::to_string(i) + "]";
+        r.error = error;
+        publish_failed = true;
+        break;
+      }
+    }
+    settle(conclude(spec, r, msg, how, publish_failed, t0));
+    return;
+  }
+  auto p = std::make_shared<PendingEvent>();
+  p->table = std::move(table);
+  p->index = index;
+  p->msg = msg;
+  p->how = how;
+  p->result = std::move(r);
+  p->settle = std::move(settle);
+  p->t0 = t0;
+  // Whoever brings `outstanding` to zero concludes the event and settles it.
+  auto finish_one = [this](const std::shared_ptr<PendingEvent>& ev, size_t i, bool ok, const std::string& error) {
+    {
+      std::lock_guard lock(ev->mu);
+      if (!ok && (!ev->failed || i < ev->failed_index)) {
+        ev->failed = true;
+        ev->failed_index = i;
+        ev->error = error;
+      }
+      if (--ev->outstanding > 0) return;
+    }
+    route::Result& res = ev->result;
+    if (ev->failed) {
+      res.outcome = route::Result::Outcome::Failed;
+      res.reason = route::FailureReason::Destination;
+      res.step = "destinations[" + std::to_string(ev->failed_index) + "]";
+      res.error = ev->error;
+    }
+    const auto& route_spec = ev->table->routes()[ev->index].spec;
+    Disposition d = conclude(route_spec, res, ev->msg, ev->how, ev->failed, ev->t0);
+    // The message is the consumer's again from here on.
+    auto settle_now = std::move(ev->settle);
+    settle_now(d);
+  };
+  const auto& outputs = p->result.outputs;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const auto& out = outputs[i];
+    std::string error;
+    bool sent = false;
+    if (out.jetstream) {
+      {
+        std::lock_guard lock(p->mu);
+        ++p->outstanding;
+      }
+      sent = nats_.js_publish_async(
+          out.subject, out.headers, out.payload, how.id_base.empty() ? std::string() : how.id_base + ":" + std::to_string(i),
+          kJetStreamPublishTimeoutMs,
+          [p, i, finish_one](bool ok, const std::string& e) { finish_one(p, i, ok, e); }, error);
+      if (!sent) finish_one(p, i, false, error);  // the count taken for it
+    } else {
+      sent = nats_.publish(out.subject, out.headers, out.payload, error);
+      if (!sent) {
+        std::lock_guard lock(p->mu);
+        if (!p->failed || i < p->failed_index) {
+          p->failed = true;
+          p->failed_index = i;
+          p->error = error;
+        }
+      }
+    }
+    // A failed destination fails the event: the rest are not sent (a retry sends them all,
+    // and the streams drop what they already have).
+    if (!sent) break;
+  }
+  finish_one(p, 0, true, "");  // the count held while sending
+}
+
 std::string Router::heartbeat_json() const {
   TableStatus s = status();
   std::string out = "{\"pod\":";
@@ -223,6 +345,10 @@ std::string Router::heartbeat_json() const {
   if (!s.error.empty()) {
     out += ",\"error\":";
     json::append_quoted(out, s.error);
+  }
+  if (!s.source_error.empty()) {
+    out += ",\"sourceError\":";
+    json::append_quoted(out, s.source_error);
   }
   auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
   out += ",\"uptimeSeconds\":" + std::to_string(uptime.count());
@@ -293,9 +419,21 @@ void Router::stop() {
   if (nats_.connected()) nats_.flush(left(0));
 }
 
+void Router::set_source_error(const std::string& error) {
+  {
+    std::lock_guard lock(mu_);
+    if (status_.source_error == error) return;
+    status_.source_error = error;
+  }
+  send_heartbeat();
+}
+
 bool Router::ready(std::string& why) const {
   if (!nats_.connected()) {
-    why = "not connected to NATS";
+    // Closed for good (credentials refused) is not the same as an outage: say which.
+    std::string closed = nats_.closed_reason();
+    why = closed.empty() ? "not connected to NATS"
+                         : "NATS connection closed (" + closed + "); reconnecting with credentials read again";
     return false;
   }
   std::lock_guard lock(mu_);

@@ -33,6 +33,10 @@ class RouterEvents {
   virtual void dead_lettered(const std::string& route) = 0;
   virtual void processed(const std::string& route, double seconds) = 0;
   virtual void table_applied(uint64_t generation, const std::string& hash) = 0;
+  // A table is about to go live: every route of it may see events from now on, so a sink
+  // that exports per-route series creates them here (a series that appears only with its
+  // first event hides that event from rate() and from alerts).
+  virtual void routes_installing(const route::RouteTable& table) { (void)table; }
   virtual void table_rejected(const std::string& error) = 0;
   // Something a person should know that is not about one event (a consumer that cannot bind).
   virtual void warning(const std::string& route, const std::string& message) { (void)route, (void)message; }
@@ -53,6 +57,7 @@ struct TableStatus {
   std::string hash;
   std::string state = "pending";  // pending | applied | rejected
   std::string error;              // why the last table was refused
+  std::string source_error;       // a problem with where tables come from (a deleted ConfigMap)
 };
 
 class Router {
@@ -65,6 +70,9 @@ class Router {
   bool apply(std::shared_ptr<const route::RouteTable> table, std::string& error);
   // Records a table that did not compile; the running one stays.
   void reject(uint64_t generation, const std::string& error);
+  // Records a problem with the table source itself (empty: resolved); reported in the
+  // heartbeat as sourceError. The running table stays.
+  void set_source_error(const std::string& error);
 
   void start();           // heartbeats
   void stop();            // drain, flush, stop heartbeats; idempotent
@@ -100,6 +108,15 @@ class Router {
   // failed and JetStream will deliver the event again.
   Disposition deliver(const route::RouteTable& table, uint32_t index, const route::Message& msg,
                       const Delivery& how);
+  // The same for an event from a JetStream consumer: JetStream destinations are published
+  // without waiting (within the client's in-flight bound), and `settle` runs once every
+  // publish of the event is confirmed or one has failed. `msg` must stay valid until then.
+  void deliver_jetstream(std::shared_ptr<const route::RouteTable> table, uint32_t index, const route::Message& msg,
+                         const Delivery& how, JetStreamConsumer::Settle settle);
+  struct PendingEvent;
+  // Counts an event's outcome and dead-letters a failed one that will not be retried.
+  Disposition conclude(const route::RouteSpec& spec, route::Result& r, const route::Message& msg,
+                       const Delivery& how, bool publish_failed, std::chrono::steady_clock::time_point t0);
   void dead_letter(const route::RouteSpec& spec, const route::Result& r, const route::Message& msg,
                    uint64_t attempts);
   void reconcile_consumers(const route::RouteTable& table);

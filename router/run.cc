@@ -1,6 +1,8 @@
 #include "router/run.h"
 
 #include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <signal.h>
 #include <unistd.h>
@@ -11,6 +13,7 @@
 #include <thread>
 
 #include "core/route/spec_yaml.h"
+#include "router/configmap_source.h"
 #include "router/file_source.h"
 #include "router/http_server.h"
 #include "router/log.h"
@@ -19,9 +22,11 @@
 
 namespace switchboard::router {
 
-const char* const kRunUsage = R"(usage: switchboard-router run --routes FILE [options]
+const char* const kRunUsage = R"(usage: switchboard-router run (--routes FILE | --configmap NAMESPACE/NAME) [options]
 
   --routes FILE              route table file, reloaded when it changes   SWITCHBOARD_ROUTES
+  --configmap NS/NAME        route table ConfigMap, watched (in cluster)  SWITCHBOARD_CONFIGMAP
+  --kubeconfig FILE          for --configmap outside a cluster            SWITCHBOARD_KUBECONFIG
   --nats URL[,URL...]        NATS servers (default nats://127.0.0.1:4222) SWITCHBOARD_NATS_URL
   --name NAME                router fleet name, default queue group       SWITCHBOARD_ROUTER
   --namespace NS             namespace for the heartbeat subject          SWITCHBOARD_NAMESPACE
@@ -39,6 +44,12 @@ const char* const kRunUsage = R"(usage: switchboard-router run --routes FILE [op
   --nats-tls-ca FILE         CA that signs the server certificate         SWITCHBOARD_NATS_TLS_CA
   --nats-tls-cert FILE       client certificate                           SWITCHBOARD_NATS_TLS_CERT
   --nats-tls-key FILE        client key                                   SWITCHBOARD_NATS_TLS_KEY
+  --nats-unhealthy-after DUR /healthz fails once NATS refused us (2m)    SWITCHBOARD_NATS_UNHEALTHY_AFTER
+  --jetstream-max-inflight N JetStream publishes awaiting an ack (256)    SWITCHBOARD_JETSTREAM_MAX_INFLIGHT
+
+With --configmap the router reads the ConfigMap through the Kubernetes API: with
+--kubeconfig if given, else in cluster from the service account (SWITCHBOARD_SA_DIR
+overrides its folder, /var/run/secrets/kubernetes.io/serviceaccount).
 )";
 
 namespace {
@@ -62,8 +73,11 @@ std::string env(const char* name) {
 
 // A credential given directly in the environment, or as a file named by a flag or by
 // NAME_FILE in the environment (the usual shape of a mounted Secret).
-bool credential(const std::string& flag_file, const char* env_name, std::string& out, std::string& error) {
+// `path` receives the file, so that a rebuilt connection can read it again.
+bool credential(const std::string& flag_file, const char* env_name, std::string& out, std::string& error,
+                std::string* path = nullptr) {
   std::string file = flag_file.empty() ? env((std::string(env_name) + "_FILE").c_str()) : flag_file;
+  if (path != nullptr) *path = file;
   if (!file.empty()) return read_secret_file(file, out, error);
   out = env(env_name);
   return true;
@@ -94,6 +108,9 @@ class MetricsEvents : public RouterEvents {
   void processed(const std::string& route, double seconds) override {
     metrics_.route(route).processing_seconds->Observe(seconds);
   }
+  void routes_installing(const route::RouteTable& table) override {
+    for (const auto& r : table.routes()) metrics_.route(r.spec.name);
+  }
   void table_applied(uint64_t generation, const std::string& hash) override {
     metrics_.set_route_table(generation, hash);
     metrics_.reload_applied();
@@ -120,6 +137,8 @@ class MetricsEvents : public RouterEvents {
 bool parse_run_options(const std::vector<std::string>& args, RunOptions& o, std::string& error) {
   std::map<std::string, std::string> flags = {
       {"--routes", env("SWITCHBOARD_ROUTES")},
+      {"--configmap", env("SWITCHBOARD_CONFIGMAP")},
+      {"--kubeconfig", env("SWITCHBOARD_KUBECONFIG")},
       {"--nats", env("SWITCHBOARD_NATS_URL")},
       {"--name", env("SWITCHBOARD_ROUTER")},
       {"--namespace", env("SWITCHBOARD_NAMESPACE")},
@@ -137,6 +156,8 @@ bool parse_run_options(const std::vector<std::string>& args, RunOptions& o, std:
       {"--nats-tls-ca", env("SWITCHBOARD_NATS_TLS_CA")},
       {"--nats-tls-cert", env("SWITCHBOARD_NATS_TLS_CERT")},
       {"--nats-tls-key", env("SWITCHBOARD_NATS_TLS_KEY")},
+      {"--nats-unhealthy-after", env("SWITCHBOARD_NATS_UNHEALTHY_AFTER")},
+      {"--jetstream-max-inflight", env("SWITCHBOARD_JETSTREAM_MAX_INFLIGHT")},
   };
   for (size_t i = 0; i < args.size(); ++i) {
     auto it = flags.find(args[i]);
@@ -151,10 +172,17 @@ bool parse_run_options(const std::vector<std::string>& args, RunOptions& o, std:
     it->second = args[++i];
   }
   o.routes_path = flags["--routes"];
-  if (o.routes_path.empty()) {
-    error = "--routes FILE is required (or SWITCHBOARD_ROUTES)";
+  const std::string& configmap = flags["--configmap"];
+  if (o.routes_path.empty() && configmap.empty()) {
+    error = "--routes FILE is required (or SWITCHBOARD_ROUTES), unless --configmap NAMESPACE/NAME is given";
     return false;
   }
+  if (!o.routes_path.empty() && !configmap.empty()) {
+    error = "give one of --routes and --configmap, not both";
+    return false;
+  }
+  if (!configmap.empty() && !parse_configmap_ref(configmap, o.configmap_ns, o.configmap_name, error)) return false;
+  o.kubeconfig = flags["--kubeconfig"];
   if (!flags["--nats"].empty()) o.nats.urls = split(flags["--nats"], ',');
   if (!flags["--name"].empty()) o.name = flags["--name"];
   if (!flags["--namespace"].empty()) o.ns = flags["--namespace"];
@@ -188,10 +216,23 @@ bool parse_run_options(const std::vector<std::string>& args, RunOptions& o, std:
     }
     o.log_level = flags["--log-level"];
   }
-  if (!credential(flags["--nats-user-file"], "SWITCHBOARD_NATS_USER", o.nats.user, error) ||
-      !credential(flags["--nats-password-file"], "SWITCHBOARD_NATS_PASSWORD", o.nats.password, error) ||
-      !credential(flags["--nats-token-file"], "SWITCHBOARD_NATS_TOKEN", o.nats.token, error)) {
+  if (!credential(flags["--nats-user-file"], "SWITCHBOARD_NATS_USER", o.nats.user, error, &o.nats.user_file) ||
+      !credential(flags["--nats-password-file"], "SWITCHBOARD_NATS_PASSWORD", o.nats.password, error,
+                  &o.nats.password_file) ||
+      !credential(flags["--nats-token-file"], "SWITCHBOARD_NATS_TOKEN", o.nats.token, error, &o.nats.token_file)) {
     return false;
+  }
+  if (!duration("--nats-unhealthy-after", flags["--nats-unhealthy-after"], o.nats_unhealthy_after_ms, error)) {
+    return false;
+  }
+  if (const std::string& n = flags["--jetstream-max-inflight"]; !n.empty()) {
+    char* end = nullptr;
+    long long v = std::strtoll(n.c_str(), &end, 10);
+    if (end == n.c_str() || *end != '\0' || v < 1 || v > 1'000'000) {
+      error = "--jetstream-max-inflight: expected a number from 1 to 1000000, got '" + n + "'";
+      return false;
+    }
+    o.nats.js_max_inflight = v;
   }
   o.nats.nkey_seed_file = flags["--nats-nkey-seed-file"];
   o.nats.creds_file = flags["--nats-creds-file"];
@@ -218,6 +259,30 @@ int run_router(const RunOptions& o) {
   MetricsEvents events(metrics, log);
 
   NatsClient nats;
+  // A connection NATS closed for good, and its rebuilds, in the log and in a counter.
+  auto& rebuilds = prometheus::BuildCounter()
+                       .Name("switchboard_router_nats_rebuilds_total")
+                       .Help("New NATS connections made after the server closed one for good, by result.")
+                       .Register(*metrics.registry());
+  prometheus::Counter& rebuilds_ok = rebuilds.Add({{"result", "ok"}});
+  prometheus::Counter& rebuilds_failed = rebuilds.Add({{"result", "failed"}});
+  nats.set_state_log([&](NatsClient::State state, const std::string& reason) {
+    switch (state) {
+      case NatsClient::State::Closed:
+        log.error("NATS closed the connection; making a new one with credentials read again",
+                  {{"error", reason}});
+        break;
+      case NatsClient::State::Rebuilt:
+        rebuilds_ok.Increment();
+        log.info("NATS connection made again", {});
+        break;
+      case NatsClient::State::RebuildFailed:
+        rebuilds_failed.Increment();
+        log.log_limited("nats/rebuild", LogLevel::Warn, "NATS connection still refused; trying again",
+                        {{"error", reason}});
+        break;
+    }
+  });
   std::string error;
   if (!nats.connect(o.nats, error)) {
     log.error("cannot start", {{"error", error}});
@@ -231,19 +296,47 @@ int run_router(const RunOptions& o) {
   rc.grace_ms = o.grace_ms;
   Router router(rc, nats, events);
 
-  FileSource source(
-      o.routes_path, o.reload_poll_ms,
-      [&](std::shared_ptr<const route::RouteTable> table) {
-        std::string apply_error;
-        router.apply(std::move(table), apply_error);
-      },
-      [&](uint64_t generation, const std::string& reason) { router.reject(generation, reason); });
+  // One reload path for every source: compiled tables are applied, refusals recorded.
+  TableSource::Apply apply = [&](std::shared_ptr<const route::RouteTable> table) {
+    std::string apply_error;
+    router.apply(std::move(table), apply_error);
+  };
+  TableSource::Reject reject = [&](uint64_t generation, const std::string& reason) {
+    router.reject(generation, reason);
+  };
+  std::unique_ptr<TableSource> source_holder;
+  if (!o.configmap_name.empty()) {
+    ConfigMapSourceOptions co;
+    co.ns = o.configmap_ns;
+    co.name = o.configmap_name;
+    co.kubeconfig = o.kubeconfig;
+    co.sa_dir = env("SWITCHBOARD_SA_DIR");  // tests run pods as processes, their SA folder elsewhere
+    source_holder = ConfigMapSource::create(
+        co, apply, reject, [&](const std::string& problem) { router.set_source_error(problem); }, log, error);
+    if (!source_holder) {
+      log.error("cannot start", {{"error", error}});
+      return 1;
+    }
+  } else {
+    source_holder = std::make_unique<FileSource>(o.routes_path, o.reload_poll_ms, apply, reject);
+  }
+  TableSource& source = *source_holder;
 
   HttpServerOptions ho;
   ho.address = o.metrics_address;
   ho.port = o.metrics_port;
   HttpServer http(ho, [&] { return metrics.serialize(); },
-                  [&](std::string& why) { return router.ready(why); });
+                  [&](std::string& why) { return router.ready(why); },
+                  // Liveness: a connection closed for good that no new one replaced
+                  // (credentials that stay refused) is what a restart may cure, say with
+                  // credentials from the environment; an outage is not.
+                  [&](std::string& why) {
+                    auto closed = nats.closed_for();
+                    if (o.nats_unhealthy_after_ms <= 0 || closed.count() < o.nats_unhealthy_after_ms) return true;
+                    why = "NATS connection closed for " + std::to_string(closed.count() / 1000) +
+                          "s: " + nats.closed_reason();
+                    return false;
+                  });
   try {
     http.Start();
   } catch (const std::exception& e) {
@@ -253,14 +346,28 @@ int run_router(const RunOptions& o) {
   source.start();
   router.start();
   log.info("router started", {{"router", o.name}, {"namespace", o.ns}, {"pod", o.pod},
-                              {"routes", o.routes_path}, {"metrics_port", o.metrics_port}});
+                              {"routes", source.describe()}, {"metrics_port", o.metrics_port}});
 
+  // The JetStream publish window, sampled with the connection statistics.
+  auto gauge = [&](const char* name, const char* help) -> prometheus::Gauge& {
+    return prometheus::BuildGauge().Name(name).Help(help).Register(*metrics.registry()).Add({});
+  };
+  prometheus::Gauge& js_inflight = gauge("switchboard_router_jetstream_publish_inflight",
+                                         "JetStream publishes sent and not yet confirmed.");
+  prometheus::Gauge& js_inflight_max = gauge("switchboard_router_jetstream_publish_inflight_max",
+                                             "The most JetStream publishes ever unconfirmed at once.");
+  prometheus::Gauge& js_inflight_limit = gauge("switchboard_router_jetstream_publish_inflight_limit",
+                                               "--jetstream-max-inflight: the bound on unconfirmed publishes.");
   std::atomic<bool> stopping{false};
   std::thread stats([&] {
     while (!stopping.load()) {
       NatsClient::Counts c = nats.counts();
       metrics.set_nats_connected(nats.connected());
       metrics.observe_nats_stats(NatsStats{c.in_bytes, c.out_bytes, c.reconnects});
+      NatsClient::JsPublishStats js = nats.js_publish_stats();
+      js_inflight.Set(static_cast<double>(js.inflight));
+      js_inflight_max.Set(static_cast<double>(js.max_inflight));
+      js_inflight_limit.Set(static_cast<double>(js.limit));
       for (int i = 0; i < 10 && !stopping.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   });

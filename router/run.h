@@ -11,7 +11,10 @@
 namespace switchboard::router {
 
 struct RunOptions {
+  // Exactly one source of route tables: a file, or a ConfigMap watched through the API.
   std::string routes_path;
+  std::string configmap_ns, configmap_name;
+  std::string kubeconfig;  // --configmap outside a cluster
   NatsConfig nats;
   std::string name = "switchboard";
   std::string ns = "default";
@@ -22,6 +25,9 @@ struct RunOptions {
   int64_t grace_ms = 20000;
   int64_t reload_poll_ms = 1000;
   std::string log_level = "info";
+  // /healthz fails once the NATS connection has been closed (credentials refused) this
+  // long without a new one; 0: never.
+  int64_t nats_unhealthy_after_ms = 120000;
 };
 
 // Reads flags, with environment variables as defaults (each flag names its variable in

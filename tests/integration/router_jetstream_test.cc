@@ -1,14 +1,20 @@
 // JetStream sources against a real nats-server with JetStream on loopback: durable pull
-// consumers, acknowledgement after publish, message ids for deduplication, retries with
-// backoff and dead letters after maxDeliver.
+// consumers, destination publishes sent without waiting within a bounded window,
+// acknowledgement only after every publish is confirmed, message ids for deduplication,
+// retries with backoff and dead letters after maxDeliver, and consumers that bind again
+// when the connection is rebuilt.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "core/json/document.h"
@@ -25,14 +31,15 @@ using testing::Inbox;
 
 using namespace std::chrono_literals;
 
-
-class NullEvents : public RouterEvents {
+class CountingEvents : public RouterEvents {
  public:
-  void received(const std::string&) override {}
-  void published(const std::string&, size_t) override {}
+  void received(const std::string&) override { ++received_; }
+  void published(const std::string&, size_t) override { ++published_; }
   void filtered(const std::string&) override {}
-  void failed(const std::string&, route::FailureReason, const std::string&, const std::string&) override {}
-  void dead_lettered(const std::string&) override {}
+  void failed(const std::string&, route::FailureReason, const std::string&, const std::string&) override {
+    ++failed_;
+  }
+  void dead_lettered(const std::string&) override { ++dead_lettered_; }
   void processed(const std::string&, double) override {}
   void table_applied(uint64_t, const std::string&) override {}
   void table_rejected(const std::string&) override {}
@@ -40,6 +47,7 @@ class NullEvents : public RouterEvents {
     std::lock_guard lock(mu);
     ack_pending_by_route[route] = pending;
   }
+  std::atomic<int> received_{0}, published_{0}, failed_{0}, dead_lettered_{0};
   std::mutex mu;
   std::map<std::string, int64_t> ack_pending_by_route;
 };
@@ -51,7 +59,17 @@ std::string header(const NatsHeaders& h, const std::string& key) {
   return "";
 }
 
-void add_stream(NatsClient& nc, const char* name, const char* subject) {
+// Polls `done` until it holds or the deadline passes; waits here are never fixed sleeps.
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 30s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+void add_stream(NatsClient& nc, const char* name, const char* subject, int64_t max_msgs = -1) {
   jsStreamConfig cfg;
   jsStreamConfig_Init(&cfg);
   cfg.Name = name;
@@ -59,21 +77,59 @@ void add_stream(NatsClient& nc, const char* name, const char* subject) {
   cfg.Subjects = subjects;
   cfg.SubjectsLen = 1;
   cfg.Storage = js_FileStorage;
+  if (max_msgs > 0) {
+    cfg.MaxMsgs = max_msgs;
+    cfg.Discard = js_DiscardNew;  // over the limit, a publish is refused
+  }
   jsStreamInfo* si = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
   ASSERT_EQ(js_AddStream(&si, nc.jetstream(), &cfg, nullptr, &code), NATS_OK) << code;
   jsStreamInfo_Destroy(si);
 }
 
+uint64_t stream_messages(NatsClient& nc, const char* stream) {
+  jsStreamInfo* si = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  if (js_GetStreamInfo(&si, nc.jetstream(), stream, nullptr, &code) != NATS_OK) return 0;
+  uint64_t n = si->State.Msgs;
+  jsStreamInfo_Destroy(si);
+  return n;
+}
+
+struct ConsumerState {
+  int64_t ack_pending = -1;
+  uint64_t pending = 0, ack_floor = 0;
+};
+
+ConsumerState consumer_state(NatsClient& nc, const char* stream, const char* durable) {
+  ConsumerState st;
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  if (js_GetConsumerInfo(&ci, nc.jetstream(), stream, durable, nullptr, &code) != NATS_OK) return st;
+  st.ack_pending = ci->NumAckPending;
+  st.pending = ci->NumPending;
+  st.ack_floor = ci->AckFloor.Stream;
+  jsConsumerInfo_Destroy(ci);
+  return st;
+}
+
+std::shared_ptr<const route::RouteTable> compile(const std::string& yaml, uint64_t generation) {
+  route::RouteSet set;
+  std::vector<route::SpecError> errors;
+  EXPECT_TRUE(route::load_yaml(yaml, "js.yaml", set, errors)) << (errors.empty() ? "" : errors[0].render());
+  auto compiled = route::RouteTable::compile(std::move(set), generation);
+  auto* t = std::get_if<std::shared_ptr<const route::RouteTable>>(&compiled);
+  EXPECT_NE(t, nullptr);
+  return t ? *t : nullptr;
+}
+
 class RouterJetStreamTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(server_.ok());
-    NatsConfig cfg;
-    cfg.urls = {server_.url()};
     std::string error;
-    ASSERT_TRUE(router_nc_.connect(cfg, error)) << error;
-    ASSERT_TRUE(client_.connect(cfg, error)) << error;
+    ASSERT_TRUE(router_nc_.connect(config(), error)) << error;
+    ASSERT_TRUE(client_.connect(config(), error)) << error;
     add_stream(client_, "ORDERS", "orders.>");
     add_stream(client_, "OUT", "out.>");
     RouterConfig rc;
@@ -84,15 +140,16 @@ class RouterJetStreamTest : public ::testing::Test {
   void TearDown() override {
     if (router_) router_->stop();
   }
-  void apply(const std::string& yaml) {
-    route::RouteSet set;
-    std::vector<route::SpecError> errors;
-    ASSERT_TRUE(route::load_yaml(yaml, "js.yaml", set, errors));
-    auto compiled = route::RouteTable::compile(std::move(set), ++generation_);
-    auto* t = std::get_if<std::shared_ptr<const route::RouteTable>>(&compiled);
-    ASSERT_NE(t, nullptr);
+  NatsConfig config() const {
+    NatsConfig cfg;
+    cfg.urls = {server_.url()};
+    return cfg;
+  }
+  void apply(const std::string& yaml, Router* router = nullptr) {
     std::string error;
-    ASSERT_TRUE(router_->apply(*t, error)) << error;
+    auto table = compile(yaml, ++generation_);
+    ASSERT_NE(table, nullptr);
+    ASSERT_TRUE((router ? router : router_.get())->apply(table, error)) << error;
   }
   void publish(const std::string& subject, const std::string& data) {
     std::string error;
@@ -101,7 +158,7 @@ class RouterJetStreamTest : public ::testing::Test {
 
   testing::NatsServer server_{true};
   NatsClient router_nc_, client_;
-  NullEvents events_;
+  CountingEvents events_;
   std::unique_ptr<Router> router_;
   uint64_t generation_ = 0;
 };
@@ -130,34 +187,192 @@ routes:
   EXPECT_EQ(header(item.headers, "Nats-Msg-Id"), "ORDERS:3:0");
 
   // Everything was acknowledged, the filtered event too: nothing comes back.
-  std::this_thread::sleep_for(1500ms);
-  EXPECT_EQ(out.size(), 0u);
-  jsConsumerInfo* ci = nullptr;
-  jsErrCode code = static_cast<jsErrCode>(0);
-  ASSERT_EQ(js_GetConsumerInfo(&ci, client_.jetstream(), "ORDERS", "js-orders", nullptr, &code), NATS_OK);
-  EXPECT_EQ(ci->NumAckPending, 0);
-  EXPECT_EQ(ci->NumPending, 0u);
-  jsConsumerInfo_Destroy(ci);
+  ASSERT_TRUE(eventually([&] {
+    ConsumerState st = consumer_state(client_, "ORDERS", "js-orders");
+    return st.ack_pending == 0 && st.pending == 0;
+  }));
   // The consumer reports its acks pending (the metric switchboard_router_jetstream_ack_pending)
   // every few seconds: it comes down to 0 once everything is acknowledged.
-  int64_t reported = -1;
-  for (int i = 0; i < 100 && reported != 0; ++i) {
-    {
-      std::lock_guard lock(events_.mu);
-      auto it = events_.ack_pending_by_route.find("js-orders");
-      if (it != events_.ack_pending_by_route.end()) reported = it->second;
-    }
-    if (reported != 0) std::this_thread::sleep_for(100ms);
-  }
-  EXPECT_EQ(reported, 0);
+  EXPECT_TRUE(eventually([&] {
+    std::lock_guard lock(events_.mu);
+    auto it = events_.ack_pending_by_route.find("js-orders");
+    return it != events_.ack_pending_by_route.end() && it->second == 0;
+  }));
+  EXPECT_EQ(out.size(), 0u);
 
   // A second publish of an output with the same message id is dropped by the stream.
   std::string error;
   ASSERT_TRUE(client_.js_publish("out.1", {}, "{\"n\":1}", "ORDERS:1:0", 5000, error)) << error;
-  jsStreamInfo* si = nullptr;
-  ASSERT_EQ(js_GetStreamInfo(&si, client_.jetstream(), "OUT", nullptr, &code), NATS_OK);
-  EXPECT_EQ(si->State.Msgs, 2u);
-  jsStreamInfo_Destroy(si);
+  EXPECT_EQ(stream_messages(client_, "OUT"), 2u);
+}
+
+// Every event of a JetStream-to-JetStream route lands exactly once in each destination
+// stream, also when its first attempt failed half-way: the second destination's stream
+// does not exist at first, so each event is NAKed after its first destination stored it,
+// and delivered again once the stream is there. The repeated publish carries the same
+// Nats-Msg-Id and the stream drops it.
+TEST_F(RouterJetStreamTest, ManyEventsArriveExactlyOnceAcrossRedeliveries) {
+  constexpr int kEvents = 500;
+  Inbox dlq(client_, "dlq.js");
+  apply(R"(
+routes:
+  - name: fanout
+    source:
+      subject: orders.*
+      jetstream: {stream: ORDERS, durable: fanout, maxDeliver: 30, backoff: [500ms], batch: 100, maxAckPending: 1000}
+    destinations:
+      - subject: 'out.{{ event.n }}'
+        jetstream: true
+      - subject: 'late.{{ event.n }}'
+        jetstream: true
+    deadLetter: {subject: dlq.js}
+)");
+  for (int n = 1; n <= kEvents; ++n) publish("orders.new", "{\"n\":" + std::to_string(n) + "}");
+  // Every first attempt fails on late.*, where no stream listens yet.
+  ASSERT_TRUE(eventually([&] { return events_.failed_ >= kEvents; })) << events_.failed_;
+  EXPECT_EQ(events_.dead_lettered_, 0);
+  add_stream(client_, "LATE", "late.>");
+  ASSERT_TRUE(eventually([&] {
+    ConsumerState st = consumer_state(client_, "ORDERS", "fanout");
+    return stream_messages(client_, "LATE") == kEvents && st.ack_pending == 0 && st.pending == 0;
+  }, 120s)) << "LATE holds " << stream_messages(client_, "LATE");
+  EXPECT_EQ(stream_messages(client_, "OUT"), static_cast<uint64_t>(kEvents));
+  EXPECT_EQ(stream_messages(client_, "LATE"), static_cast<uint64_t>(kEvents));
+
+  // Each event once, under the id made from its source sequence and destination index.
+  std::set<std::string> seen;
+  for (uint64_t seq = 1; seq <= kEvents; ++seq) {
+    natsMsg* m = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    ASSERT_EQ(js_GetMsg(&m, client_.jetstream(), "OUT", seq, nullptr, &code), NATS_OK) << seq;
+    NatsHeaders headers;
+    NatsMessage view = view_of(m, headers);
+    json::Document d;
+    ASSERT_TRUE(d.parse(view.data));
+    const std::string n = std::to_string(static_cast<int>(d.number_value(d.find_member(0, "n"))));
+    EXPECT_EQ(view.subject, "out." + n);
+    // Published in order: source sequence n is event n.
+    EXPECT_EQ(header(headers, "Nats-Msg-Id"), "ORDERS:" + n + ":0");
+    EXPECT_TRUE(seen.insert(n).second) << "event " << n << " stored twice";
+    natsMsg_Destroy(m);
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kEvents));
+  // The stream saw every first-destination publish again and dropped it.
+  NatsClient::JsPublishStats st = router_nc_.js_publish_stats();
+  EXPECT_GE(st.duplicates, static_cast<uint64_t>(kEvents));
+  EXPECT_EQ(st.inflight, 0);
+  EXPECT_LE(st.max_inflight, st.limit);
+  EXPECT_EQ(events_.published_, kEvents);
+  EXPECT_EQ(dlq.size(), 0u);
+}
+
+// A stand-in for a stream: answers JetStream publishes on a subject only when the test says
+// so, which makes "not yet confirmed" last as long as the test needs.
+class HeldStream {
+ public:
+  HeldStream(NatsClient& nc, const std::string& subject) : nc_(nc) {
+    std::string error;
+    id_ = nc.subscribe(subject, "", [this](const NatsMessage& m) {
+      const char* reply = natsMsg_GetReply(m.msg);
+      std::lock_guard lock(mu_);
+      held_.push_back({reply == nullptr ? "" : reply, header(*m.headers, "Nats-Msg-Id")});
+      max_held_ = std::max(max_held_, held_.size());
+      cv_.notify_all();
+    }, error);
+    EXPECT_NE(id_, 0u) << error;
+    nc.flush(2000);
+  }
+  ~HeldStream() { nc_.unsubscribe(id_); }
+  // Waits until exactly `n` publishes are held; false if more arrive or the time runs out.
+  bool wait_held(size_t n, std::chrono::milliseconds timeout = 30s) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, timeout, [&] { return held_.size() >= n; });
+    return held_.size() == n;
+  }
+  // Confirms the oldest held publish; returns its Nats-Msg-Id.
+  std::string confirm_one() {
+    Held h;
+    {
+      std::lock_guard lock(mu_);
+      if (held_.empty()) return "";
+      h = held_.front();
+      held_.pop_front();
+    }
+    std::string error;
+    EXPECT_TRUE(nc_.publish(h.reply, {}, R"({"stream":"HELD","seq":)" + std::to_string(++seq_) + "}", error))
+        << error;
+    nc_.flush(2000);
+    return h.msg_id;
+  }
+  size_t max_held() {
+    std::lock_guard lock(mu_);
+    return max_held_;
+  }
+
+ private:
+  struct Held {
+    std::string reply, msg_id;
+  };
+  NatsClient& nc_;
+  uint64_t id_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Held> held_;
+  size_t max_held_ = 0;
+  uint64_t seq_ = 0;
+};
+
+// With --jetstream-max-inflight 4, a batch of 20 events puts exactly 4 publishes on the
+// wire; each confirmation lets one more go. No event of the batch is acknowledged before
+// all of its publishes are confirmed.
+TEST_F(RouterJetStreamTest, AcksOnlyConfirmedEventsAndHonoursTheInFlightBound) {
+  constexpr int kEvents = 20;
+  constexpr int kBound = 4;
+  NatsConfig cfg = config();
+  cfg.js_max_inflight = kBound;
+  NatsClient nc;
+  std::string error;
+  ASSERT_TRUE(nc.connect(cfg, error)) << error;
+  CountingEvents events;
+  RouterConfig rc;
+  rc.name = "held";
+  rc.grace_ms = 2000;
+  Router router(rc, nc, events);
+  HeldStream held(client_, "held.>");
+  for (int n = 1; n <= kEvents; ++n) publish("orders.new", "{\"n\":" + std::to_string(n) + "}");
+  apply(R"(
+routes:
+  - name: held
+    source:
+      subject: orders.*
+      jetstream: {stream: ORDERS, durable: held, batch: 64, ackWait: 60s}
+    destinations:
+      - subject: 'held.{{ event.n }}'
+        jetstream: true
+)", &router);
+
+  std::set<std::string> ids;
+  for (int confirmed = 0; confirmed < kEvents; ++confirmed) {
+    // The window is full again (or holds what is left).
+    size_t expect = static_cast<size_t>(std::min(kBound, kEvents - confirmed));
+    ASSERT_TRUE(held.wait_held(expect)) << "after " << confirmed << " confirmations";
+    // Nothing is acknowledged while a publish of the batch is unconfirmed.
+    ConsumerState st = consumer_state(client_, "ORDERS", "held");
+    EXPECT_EQ(st.ack_floor, 0u) << "acknowledged before its publish was confirmed";
+    EXPECT_EQ(st.ack_pending, kEvents);
+    ids.insert(held.confirm_one());
+  }
+  EXPECT_EQ(held.max_held(), static_cast<size_t>(kBound));
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kEvents));
+  EXPECT_TRUE(ids.count("ORDERS:1:0") && ids.count("ORDERS:20:0"));
+  ASSERT_TRUE(eventually([&] { return consumer_state(client_, "ORDERS", "held").ack_pending == 0; }));
+  EXPECT_EQ(consumer_state(client_, "ORDERS", "held").ack_floor, static_cast<uint64_t>(kEvents));
+  NatsClient::JsPublishStats st = nc.js_publish_stats();
+  EXPECT_EQ(st.max_inflight, kBound);
+  EXPECT_EQ(st.limit, kBound);
+  EXPECT_EQ(st.confirmed, static_cast<uint64_t>(kEvents));
+  EXPECT_EQ(events.published_, kEvents);
+  router.stop();
 }
 
 TEST_F(RouterJetStreamTest, RetriesAPublishThenDeadLettersAfterMaxDeliver) {
@@ -184,8 +399,46 @@ routes:
   EXPECT_EQ(d.string_value(d.find_member(0, "reason")), "destination");
   EXPECT_EQ(d.number_value(d.find_member(0, "attempts")), 3.0);
   EXPECT_EQ(d.raw(d.find_member(0, "data")), R"({"n":7})");
-  std::this_thread::sleep_for(500ms);
-  EXPECT_EQ(dlq.size(), 0u);  // dead-lettered once, then acknowledged
+  // Dead-lettered once, then acknowledged.
+  ASSERT_TRUE(eventually([&] { return consumer_state(client_, "ORDERS", "doomed").ack_pending == 0; }));
+  EXPECT_EQ(dlq.size(), 0u);
+  EXPECT_EQ(events_.dead_lettered_, 1);
+  EXPECT_EQ(events_.failed_, 3);
+}
+
+// A stream that exists and refuses the message (it is full and discards new ones): the
+// refusal is retried with the route's backoff and dead-lettered after maxDeliver, with the
+// stream's reason.
+TEST_F(RouterJetStreamTest, APublishTheStreamRefusesIsRetriedThenDeadLettered) {
+  add_stream(client_, "FULL", "full.>", 1);
+  Inbox dlq(client_, "dlq.js");
+  apply(R"(
+routes:
+  - name: full
+    source:
+      subject: orders.*
+      jetstream: {stream: ORDERS, durable: full, maxDeliver: 3, backoff: [50ms, 100ms]}
+    destinations:
+      - subject: 'full.{{ event.n }}'
+        jetstream: true
+    deadLetter: {subject: dlq.js}
+)");
+  publish("orders.new", R"({"n":1})");
+  publish("orders.new", R"({"n":2})");
+  Inbox::Received item;
+  ASSERT_TRUE(dlq.next(item, 30000ms));
+  json::Document d;
+  ASSERT_TRUE(d.parse(item.data)) << item.data;
+  EXPECT_EQ(d.string_value(d.find_member(0, "reason")), "destination");
+  EXPECT_EQ(d.string_value(d.find_member(0, "step")), "destinations[0]");
+  EXPECT_EQ(d.number_value(d.find_member(0, "attempts")), 3.0);
+  EXPECT_EQ(d.raw(d.find_member(0, "data")), R"({"n":2})");
+  EXPECT_NE(d.string_value(d.find_member(0, "error")).find("maximum messages"), std::string_view::npos)
+      << item.data;
+  ASSERT_TRUE(eventually([&] { return consumer_state(client_, "ORDERS", "full").ack_pending == 0; }));
+  EXPECT_EQ(stream_messages(client_, "FULL"), 1u);
+  EXPECT_EQ(events_.published_, 1);
+  EXPECT_EQ(dlq.size(), 0u);
 }
 
 TEST_F(RouterJetStreamTest, ABadEventIsDeadLetteredAtOnce) {
@@ -208,6 +461,87 @@ routes:
   ASSERT_TRUE(d.parse(item.data));
   EXPECT_EQ(d.string_value(d.find_member(0, "reason")), "not_json");
   EXPECT_EQ(d.number_value(d.find_member(0, "attempts")), 1.0);
+}
+
+// The router's connection is closed for good by the server (its password was rotated) and
+// rebuilt with the password file read again: the JetStream consumer binds again on the
+// new connection and events flow as before.
+TEST(RouterJetStreamRebuild, ConsumerBindsAgainOnARebuiltConnection) {
+  char tmpl[] = "/tmp/switchboard-js-rebuild-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  auto server_config = [&](const std::string& router_password) {
+    return testing::NatsServer::Config{"jetstream { store_dir: \"" + dir + "/js\" }\n"
+                                       "authorization { users = [\n"
+                                       "  { user: router, password: \"" + router_password + "\" }\n"
+                                       "  { user: tester, password: \"tester-pw\" }\n] }\n"};
+  };
+  {
+    auto started = testing::start_nats_server(server_config("first-pw"));
+    ASSERT_NE(started, nullptr) << "nats-server did not start";
+    testing::NatsServer& server = *started;
+    std::ofstream(dir + "/password") << "first-pw\n";
+    NatsConfig cfg;
+    cfg.urls = {server.url()};
+    cfg.reconnect_wait_ms = 50;
+    cfg.reconnect_jitter_ms = 50;
+    cfg.rebuild_wait_ms = 100;
+    cfg.rebuild_max_wait_ms = 500;
+    NatsConfig router_cfg = cfg;
+    router_cfg.user = "router";
+    router_cfg.password = "first-pw";
+    router_cfg.password_file = dir + "/password";
+    NatsConfig tester_cfg = cfg;
+    tester_cfg.user = "tester";
+    tester_cfg.password = "tester-pw";
+    NatsClient router_nc, client;
+    std::string error;
+    ASSERT_TRUE(router_nc.connect(router_cfg, error)) << error;
+    ASSERT_TRUE(client.connect(tester_cfg, error)) << error;
+    add_stream(client, "ORDERS", "orders.>");
+    add_stream(client, "OUT", "out.>");
+    CountingEvents events;
+    RouterConfig rc;
+    rc.name = "rebuild";
+    rc.grace_ms = 2000;
+    Router router(rc, router_nc, events);
+    std::string routes = R"(
+routes:
+  - name: copy
+    source:
+      subject: orders.*
+      jetstream: {stream: ORDERS, durable: copy, backoff: [100ms]}
+    destinations:
+      - subject: 'out.{{ event.n }}'
+        jetstream: true
+)";
+    ASSERT_TRUE(router.apply(compile(routes, 1), error)) << error;
+    ASSERT_TRUE(client.js_publish("orders.new", {}, R"({"n":1})", "", 5000, error)) << error;
+    ASSERT_TRUE(eventually([&] { return stream_messages(client, "OUT") == 1; }));
+    const uint64_t generation = router_nc.generation();
+
+    // Rotated on the server: the router's connection is refused twice and closed for good.
+    ASSERT_TRUE(server.reload(server_config("second-pw"))) << "the server did not reload";
+    ASSERT_TRUE(eventually([&] { return router_nc.closed_for().count() > 0; }));
+    EXPECT_FALSE(router_nc.connected());
+    EXPECT_NE(router_nc.closed_reason().find("Authorization Violation"), std::string::npos)
+        << router_nc.closed_reason();
+    ASSERT_TRUE(client.js_publish("orders.new", {}, R"({"n":2})", "", 5000, error)) << error;
+    // Then in the mounted Secret: the next rebuild reads it.
+    {
+      std::ofstream(dir + "/password.tmp") << "second-pw\n";
+      std::filesystem::rename(dir + "/password.tmp", dir + "/password");
+    }
+    ASSERT_TRUE(eventually([&] { return router_nc.connected(); })) << router_nc.closed_reason();
+    EXPECT_GT(router_nc.generation(), generation);
+    EXPECT_EQ(router_nc.closed_for().count(), 0);
+    ASSERT_TRUE(eventually([&] { return stream_messages(client, "OUT") == 2; }))
+        << "the consumer did not bind again on the new connection";
+    ASSERT_TRUE(eventually([&] { return consumer_state(client, "ORDERS", "copy").ack_pending == 0; }));
+    router.stop();
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 }  // namespace

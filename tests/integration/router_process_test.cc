@@ -303,6 +303,22 @@ TEST_F(RouterProcessTest, ConfiguredByEnvironmentOnly) {
   EXPECT_EQ(terminate().first, 0);
 }
 
+// A route's series exist, at zero, as soon as its table runs: rate() and the alerts then see
+// the route's very first event, and a dashboard lists routes that have had no traffic yet.
+TEST_F(RouterProcessTest, EveryRouteHasItsSeriesBeforeItsFirstEvent) {
+  start(flags());
+  ASSERT_TRUE(wait_ready());
+  HttpReply page = get("/metrics");
+  for (const char* name : {"received", "published", "filtered", "dead_lettered"}) {
+    EXPECT_EQ(metric(page.body, std::string("switchboard_router_events_") + name + "_total{route=\"large\"}"), 0.0)
+        << name << "\n" << page.body;
+  }
+  EXPECT_EQ(metric(page.body, "switchboard_router_events_failed_total{reason=\"filter\",route=\"large\"}"), 0.0)
+      << page.body;
+  EXPECT_EQ(metric(page.body, "switchboard_router_processing_seconds_count{route=\"large\"}"), 0.0) << page.body;
+  EXPECT_EQ(terminate().first, 0);
+}
+
 TEST_F(RouterProcessTest, HotReloadAppliesNewTablesAndRefusesBadOnes) {
   Inbox beats(client_, "switchboard.status.shop.orders");
   Inbox out(client_, "out.>");

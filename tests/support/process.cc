@@ -166,6 +166,54 @@ void NatsServer::restart() {
   launch();
 }
 
+bool NatsServer::ready_on_its_port(int timeout_ms) {
+  if (config_path_.empty() || !ok_) return false;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (proc_.running()) {
+    std::ifstream in(log_path_);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.find("Server is ready") != std::string::npos) return true;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+std::unique_ptr<NatsServer> start_nats_server(const NatsServer::Config& config,
+                                              const std::vector<std::string>& extra_args) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto server = std::make_unique<NatsServer>(config, extra_args);
+    if (server->ready_on_its_port()) return server;
+  }
+  return nullptr;
+}
+
+bool NatsServer::reload(const Config& config, int timeout_ms) {
+  if (config_path_.empty()) return false;
+  auto reloads = [&] {
+    std::ifstream in(log_path_);
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line)) n += line.find("Reloaded server configuration") != std::string::npos;
+    return n;
+  };
+  const int before = reloads();
+  {
+    std::string tmp = config_path_ + ".tmp";
+    std::ofstream(tmp) << config.body << "\n";
+    std::filesystem::rename(tmp, config_path_);
+  }
+  proc_.signal(SIGHUP);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (reloads() > before) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
 NatsServer::~NatsServer() {
   proc_.stop();
   if (!dir_.empty()) {

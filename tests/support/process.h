@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,16 @@ class NatsServer {
   bool ok() const { return ok_; }
   void stop() { proc_.stop(); }
   void restart();
+  // Servers started from a Config: rewrites the config file with `config` and has the
+  // server reload it (SIGHUP), as `nats-server --signal reload` does. True once the server
+  // logged that it reloaded, within timeout_ms.
+  bool reload(const Config& config, int timeout_ms = 10000);
+  pid_t pid() const { return proc_.pid(); }
+  // Servers started from a Config: true once this server logged that it is ready and still
+  // runs. ok() only sees that something answers on the port, and free_port() cannot
+  // reserve a port: on a busy machine another process may take it first, and then this
+  // server exits while ok() talks to the other one.
+  bool ready_on_its_port(int timeout_ms = 10000);
   // The server's own log: "/dev/null" unless the server was started from a Config.
   const std::string& log_path() const { return log_path_; }
 
@@ -74,5 +85,10 @@ class NatsServer {
   Process proc_;
   bool ok_ = false;
 };
+
+// A server from `config` on a port of its own (NatsServer::ready_on_its_port), started
+// again on another port when the first was taken under it; null after three tries.
+std::unique_ptr<NatsServer> start_nats_server(const NatsServer::Config& config,
+                                              const std::vector<std::string>& extra_args = {});
 
 }  // namespace switchboard::testing
