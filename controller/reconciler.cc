@@ -1,0 +1,570 @@
+#include "controller/reconciler.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <set>
+
+#include "controller/conditions.h"
+#include "controller/names.h"
+#include "controller/specs.h"
+#include "controller/status.h"
+#include "core/route/spec_yaml.h"
+#include "router/log.h"
+
+namespace switchboard::controller {
+
+namespace res = kube::resources;
+
+namespace {
+
+bool deleting(const Json& o) { return find(o, {"metadata", "deletionTimestamp"}) != nullptr; }
+
+std::string name_of(const Json& o) { return string_at(o, {"metadata", "name"}); }
+std::string ns_of(const Json& o) { return string_at(o, {"metadata", "namespace"}); }
+
+Json status_of(const Json& o) {
+  const Json* s = find(o, {"status"});
+  return s == nullptr ? Json::null() : *s;
+}
+
+std::vector<std::string> finalizers_of(const Json& o) {
+  std::vector<std::string> out;
+  if (const Json* f = find(o, {"metadata", "finalizers"}); f != nullptr && f->is_array()) {
+    for (const auto& v : f->as_array()) {
+      if (v.is_string()) out.push_back(v.as_string());
+    }
+  }
+  return out;
+}
+
+bool has_finalizer(const Json& o) {
+  auto f = finalizers_of(o);
+  return std::find(f.begin(), f.end(), std::string(kJetStreamFinalizer)) != f.end();
+}
+
+}  // namespace
+
+std::vector<Json> Store::list_in(const std::string& ns) const {
+  std::vector<Json> out;
+  for (auto& o : list()) {
+    if (ns_of(o) == ns) out.push_back(std::move(o));
+  }
+  return out;
+}
+
+std::string_view kind_name(Kind kind) {
+  switch (kind) {
+    case Kind::Router:
+      return "EventRouter";
+    case Kind::Route:
+      return "EventRoute";
+    case Kind::Transform:
+      return "EventTransform";
+  }
+  return "";
+}
+
+Reconciler::Reconciler(kube::Client& client, const Store& routers, const Store& routes, const Store& transforms,
+                       FleetNats& nats, FleetTracker& fleet, Enqueue enqueue, router::Logger& log,
+                       ReconcilerOptions options)
+    : client_(client),
+      routers_(routers),
+      routes_(routes),
+      transforms_(transforms),
+      nats_(nats),
+      fleet_(fleet),
+      enqueue_(std::move(enqueue)),
+      log_(log),
+      options_(std::move(options)) {}
+
+Outcome Reconciler::reconcile(Kind kind, const std::string& key) {
+  try {
+    switch (kind) {
+      case Kind::Router:
+        return reconcile_router(key);
+      case Kind::Route:
+        return reconcile_route(key);
+      case Kind::Transform:
+        return reconcile_transform(key);
+    }
+  } catch (const kube::ApiError& e) {
+    return Outcome::failed("API: " + std::to_string(e.status()) + " " + e.reason() + ": " + e.message());
+  } catch (const std::exception& e) {
+    return Outcome::failed(e.what());
+  }
+  return Outcome::success();
+}
+
+std::optional<Reconciler::TableInfo> Reconciler::table_info(const std::string& router_key) const {
+  std::lock_guard lock(mu_);
+  auto it = tables_.find(router_key);
+  if (it == tables_.end()) return std::nullopt;
+  return it->second;
+}
+
+void Reconciler::write_status(const kube::Resource& resource, const Json& stored,
+                              const std::function<Json(const Json& old_status)>& compute) {
+  // Nothing to write when the cached object already shows it (the common case: a resync,
+  // or the echo of this controller's own write).
+  if (json_equal(compute(status_of(stored)), status_of(stored))) return;
+  kube::update_status_with_retry(client_, resource, ns_of(stored), name_of(stored), [&](Json& fresh) {
+    Json old = status_of(fresh);
+    Json next = compute(old);
+    if (json_equal(next, old)) return false;
+    fresh["status"] = next;
+    return true;
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// EventRouter
+
+bool Reconciler::service_monitors_installed() {
+  auto now = options_.steady_clock();
+  {
+    std::lock_guard lock(mu_);
+    if (service_monitors_ && now - service_monitors_checked_ < options_.crd_check_interval) return *service_monitors_;
+  }
+  bool installed = false;
+  try {
+    client_.get(res::kCustomResourceDefinitions, "", "servicemonitors.monitoring.coreos.com");
+    installed = true;
+  } catch (const kube::ApiError& e) {
+    // Not found, or not allowed to look: either way, no ServiceMonitor.
+    if (e.transient()) throw;
+  }
+  std::lock_guard lock(mu_);
+  service_monitors_ = installed;
+  service_monitors_checked_ = now;
+  return installed;
+}
+
+std::chrono::milliseconds Reconciler::warmup_left(const std::string& router_key, const Json& router) {
+  using std::chrono::milliseconds;
+  std::lock_guard lock(mu_);
+  auto it = listening_since_.find(router_key);
+  if (it == listening_since_.end()) return milliseconds(0);
+  int64_t heartbeat_ms = 5000;
+  route::parse_duration_ms(router_spec(router).heartbeat, heartbeat_ms);
+  const milliseconds warmup = std::min(milliseconds(2 * heartbeat_ms), options_.max_warmup);
+  const auto elapsed = std::chrono::duration_cast<milliseconds>(options_.steady_clock() - it->second);
+  if (elapsed >= warmup) {
+    listening_since_.erase(it);
+    return milliseconds(0);
+  }
+  return std::max(milliseconds(1), warmup - elapsed);
+}
+
+void Reconciler::enqueue_routes_of(const std::string& ns, const std::string& router,
+                                   const std::vector<std::string>& names) {
+  std::set<std::string> keys;
+  for (const auto& n : names) keys.insert(make_key(ns, n));
+  for (const auto& r : routes_.list_in(ns)) {
+    if (string_at(r, {"spec", "router"}) == router) keys.insert(make_key(ns, name_of(r)));
+  }
+  for (const auto& k : keys) enqueue_(Kind::Route, k);
+}
+
+Outcome Reconciler::reconcile_router(const std::string& key) {
+  auto [ns, name] = split_key(key);
+  std::optional<Json> found = routers_.get(key);
+  if (!found || deleting(*found)) {
+    // The owned objects go with it (owner references); what is left is in memory.
+    nats_.forget(key);
+    fleet_.forget(key);
+    {
+      std::lock_guard lock(mu_);
+      listening_since_.erase(key);
+    }
+    if (options_.metrics != nullptr) options_.metrics->remove_router(ns, name);
+    std::vector<std::string> members;
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = tables_.find(key); it != tables_.end()) {
+        for (const auto& [route, gen] : it->second.routes) members.push_back(route);
+        tables_.erase(it);
+      }
+    }
+    enqueue_routes_of(ns, name, members);
+    return Outcome::success();
+  }
+  const Json& router = *found;
+  const RouterSpec spec = router_spec(router);
+  std::string degraded_reason, degraded_message;
+
+  // The route table.
+  TransformIndex transforms = load_transforms(transforms_.list_in(ns));
+  RouterTable table = build_table(router, routes_.list_in(ns), transforms);
+  uint64_t generation = static_cast<uint64_t>(int_at(router, {"status", "tableGeneration"}));
+  std::string hash = string_at(router, {"status", "tableHash"});
+  Json deployment = Json::null();
+  try {
+    if (!table.error.empty()) {
+      // Every route compiled alone; together they do not. The running table stays.
+      degraded_reason = reasons::kTableInvalid;
+      degraded_message = "the routes do not compile together:\n" + table.error;
+    } else {
+      uint64_t cm_generation = 0;
+      std::string cm_hash;
+      try {
+        Json cm = client_.get(res::kConfigMaps, ns, routes_configmap_name(name));
+        cm_hash = string_at(cm, {"metadata", "annotations", std::string(kAnnotationHash)});
+        cm_generation = std::strtoull(
+            string_at(cm, {"metadata", "annotations", std::string(kAnnotationGeneration)}, "0").c_str(), nullptr, 10);
+      } catch (const kube::ApiError& e) {
+        if (!e.not_found()) throw;
+      }
+      generation = next_table_generation(generation, hash, cm_generation, cm_hash, table.hash);
+      hash = table.hash;
+    }
+    std::vector<Json> configmaps;
+    if (table.error.empty()) configmaps = render_table_configmaps(router, generation, hash, table.canonical);
+    const std::vector<std::string> cm_names = configmap_names(configmaps);
+
+    client_.apply(res::kServiceAccounts, render_service_account(router));
+    // The Role names every ConfigMap of the table before the router is told of a new part
+    // (and stays as it is while there is no new table: it names the parts in use).
+    if (!configmaps.empty()) client_.apply(res::kRoles, render_role(router, cm_names));
+    client_.apply(res::kRoleBindings, render_role_binding(router));
+    for (const auto& cm : configmaps) client_.apply(res::kConfigMaps, cm);  // parts, then the index
+    if (!configmaps.empty()) {
+      kube::ListOptions lo;
+      lo.label_selector = std::string(kLabelRouter) + "=" + name;
+      for (const auto& cm : client_.list(res::kConfigMaps, ns, lo).items) {
+        const std::string n = name_of(cm);
+        if (n != routes_configmap_name(name) && router_of_owned("ConfigMap", n) == name &&
+            std::find(cm_names.begin(), cm_names.end(), n) == cm_names.end()) {
+          client_.remove(res::kConfigMaps, ns, n);  // a part the index no longer names
+        }
+      }
+    }
+    client_.apply(res::kServices, render_metrics_service(router));
+    client_.apply(res::kPodDisruptionBudgets, render_pdb(router));
+    deployment = client_.apply(res::kDeployments, render_deployment(router, options_.render));
+    if (service_monitors_installed()) client_.apply(res::kServiceMonitors, render_service_monitor(router));
+  } catch (const kube::ApiError& e) {
+    if (e.transient()) throw;
+    degraded_reason = reasons::kApplyFailed;
+    degraded_message = std::to_string(e.status()) + " " + e.reason() + ": " + e.message();
+  }
+
+  // Heartbeats.
+  if (degraded_reason.empty()) {
+    NatsSettings settings;
+    if (!nats_settings(client_, router, settings, degraded_reason, degraded_message)) {
+      // degraded_* set
+    } else {
+      const bool listening = nats_.watching(key);
+      if (std::string error = nats_.watch(key, heartbeat_subject(ns, name), settings); !error.empty()) {
+        degraded_reason = reasons::kNatsUnavailable;
+        degraded_message = error;
+      } else if (!listening) {
+        std::lock_guard lock(mu_);
+        listening_since_[key] = options_.steady_clock();
+      }
+    }
+  }
+
+  // What routes' statuses depend on: the table, and how far the fleet is with it.
+  auto now = options_.steady_clock();
+  std::vector<PodView> pods = fleet_.pods(key, now);
+  FleetSummary summary = summarize(pods, hash);
+  std::string signature = hash + "|" + std::to_string(spec.replicas) + "|" + std::to_string(summary.live) + "|" +
+                          std::to_string(summary.current);
+  for (const auto& p : pods) signature += "|" + p.name + ":" + p.state + ":" + p.hash;
+  std::vector<std::string> members;
+  bool changed = false;
+  {
+    std::lock_guard lock(mu_);
+    TableInfo& info = tables_[key];
+    for (const auto& [route, gen] : info.routes) members.push_back(route);
+    if (table.error.empty() && !hash.empty()) {
+      changed = info.signature != signature || info.routes != table.routes || info.hash != hash;
+      info.generation = generation;
+      info.hash = hash;
+      info.routes = table.routes;
+      info.signature = signature;
+    } else if (info.signature.empty()) {
+      // No table of ours runs yet that holds any route: its routes wait, and say so.
+      info.generation = generation;
+      info.hash = hash;
+      info.signature = "no table";
+      changed = true;
+    }
+  }
+  if (changed) {
+    for (const auto& [route, gen] : table.routes) members.push_back(route);
+    enqueue_routes_of(ns, name, members);
+  }
+  if (auto left = warmup_left(key, router); left.count() > 0 && degraded_reason.empty()) {
+    return Outcome::requeue(left);
+  }
+  if (options_.metrics != nullptr) {
+    options_.metrics->set_router_pods(ns, name, summary.applied, summary.rejected, summary.stale);
+  }
+
+  RouterStatusInput in;
+  in.generation = int_at(router, {"metadata", "generation"});
+  in.desired = spec.replicas;
+  in.replicas = int_at(deployment, {"status", "replicas"});
+  in.ready_replicas = int_at(deployment, {"status", "readyReplicas"});
+  in.selector = selector_text(name);
+  in.table_generation = hash.empty() ? 0 : generation;
+  in.table_hash = hash;
+  in.pods = pods;
+  in.left_out = table.left_out;
+  in.degraded_reason = degraded_reason;
+  in.degraded_message = degraded_message;
+  const std::string stamp = rfc3339(options_.wall_clock());
+  write_status(res::kEventRouters, router, [&](const Json& old) { return router_status(old, in, stamp); });
+
+  // A table that does not compile stays so until a route or transform changes, and
+  // those enqueue the router; the rest may pass on their own (a Secret created later, a
+  // NATS server that comes back), so they are retried with backoff.
+  if (!degraded_reason.empty() && degraded_reason != reasons::kTableInvalid) {
+    return Outcome::failed(degraded_reason + ": " + degraded_message);
+  }
+  return Outcome::success();
+}
+
+// ---------------------------------------------------------------------------------------
+// EventRoute
+
+std::vector<Json> Reconciler::runners_of(const Json& route) const {
+  std::vector<Json> out;
+  const std::string named = string_at(route, {"spec", "router"});
+  if (!named.empty()) {
+    auto r = routers_.get(make_key(ns_of(route), named));
+    if (r && !deleting(*r)) out.push_back(*r);
+    return out;
+  }
+  for (auto& r : routers_.list_in(ns_of(route))) {
+    if (!deleting(r) && router_selects(r, route)) out.push_back(std::move(r));
+  }
+  return out;
+}
+
+void Reconciler::set_route_finalizer(const Json& route, bool present) {
+  std::vector<std::string> f = finalizers_of(route);
+  auto it = std::find(f.begin(), f.end(), std::string(kJetStreamFinalizer));
+  if ((it != f.end()) == present) return;
+  if (present) {
+    f.push_back(std::string(kJetStreamFinalizer));
+  } else {
+    f.erase(it);
+  }
+  // The resourceVersion makes the list replacement safe: a concurrent change of the
+  // finalizers fails with a conflict and the reconcile runs again.
+  Json patch = obj({{"metadata", obj({{"finalizers", string_array(f)},
+                                      {"resourceVersion", str(string_at(route, {"metadata", "resourceVersion"}))}})}});
+  client_.merge_patch(res::kEventRoutes, ns_of(route), name_of(route), patch);
+}
+
+Outcome Reconciler::reconcile_route(const std::string& key) {
+  std::optional<Json> found = routes_.get(key);
+  if (!found) return Outcome::success();
+  const Json& route = *found;
+  const std::string ns = ns_of(route);
+  const std::string name = name_of(route);
+  std::vector<Json> runners = runners_of(route);
+  if (deleting(route)) return finalize_route(route, runners);
+
+  const bool jetstream = find(route, {"spec", "source", "jetstream"}) != nullptr;
+  set_route_finalizer(route, jetstream);
+
+  RouteCheck check = check_route(route, load_transforms(transforms_.list_in(ns)));
+  RouteStatusInput in;
+  in.generation = int_at(route, {"metadata", "generation"});
+  in.valid = check.ok;
+  in.invalid_reason = check.reason;
+  in.invalid_message = check.message;
+  const std::string named = string_at(route, {"spec", "router"});
+  if (!named.empty()) {
+    in.no_router_reason = reasons::kUnknownRouter;
+    in.no_router_message = "there is no EventRouter '" + named + "' in namespace " + ns;
+  } else {
+    in.no_router_reason = reasons::kNoRouter;
+    in.no_router_message = "the route names no router (spec.router) and no EventRouter in namespace " + ns +
+                           " selects its labels (spec.routeSelector)";
+  }
+  const auto now = options_.steady_clock();
+  for (const auto& r : check.ok ? runners : std::vector<Json>{}) {
+    const std::string rkey = make_key(ns, name_of(r));
+    // Not a word about a valid route before its router's table and pods are known: its
+    // router enqueues it once they are.
+    if (!table_info(rkey)) return Outcome::success();
+    if (auto left = warmup_left(rkey, r); left.count() > 0) return Outcome::requeue(left);
+    RouteFleet f;
+    f.router = name_of(r);
+    f.desired = router_spec(r).replicas;
+    std::string hash;
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = tables_.find(rkey); it != tables_.end()) {
+        auto member = it->second.routes.find(name);
+        f.in_table = member != it->second.routes.end() && member->second == in.generation;
+        f.table_generation = it->second.generation;
+        hash = it->second.hash;
+      }
+    }
+    f.summary = summarize(fleet_.pods(rkey, now), hash);
+    in.fleets.push_back(std::move(f));
+  }
+  const std::string stamp = rfc3339(options_.wall_clock());
+  write_status(res::kEventRoutes, route, [&](const Json& old) { return route_status(old, in, stamp); });
+  // An invalid spec is final until the spec, a transform or a router changes: each of
+  // those enqueues the route again, so there is nothing to retry here.
+  return Outcome::success();
+}
+
+Outcome Reconciler::finalize_route(const Json& route, const std::vector<Json>& runners) {
+  if (!has_finalizer(route)) return Outcome::success();
+  const std::string ns = ns_of(route);
+  const std::string name = name_of(route);
+  const Json* js = find(route, {"spec", "source", "jetstream"});
+  if (js == nullptr) {
+    set_route_finalizer(route, false);
+    return Outcome::success();
+  }
+  const std::string stream = string_at(*js, {"stream"});
+  const std::string durable = string_at(*js, {"durable"}, name);
+  std::string waiting, failure;
+  const auto now = options_.steady_clock();
+  for (const auto& r : runners) {
+    const std::string rkey = make_key(ns, name_of(r));
+    // A pod that still runs the route would create the consumer again: wait until every
+    // pod runs a table without it.
+    std::optional<TableInfo> info = table_info(rkey);
+    if (!info || info->routes.count(name) > 0 || warmup_left(rkey, r).count() > 0) {
+      waiting = "waiting for router " + name_of(r) + " to write a route table without it";
+      continue;
+    }
+    FleetSummary s = summarize(fleet_.pods(rkey, now), info->hash);
+    if (s.current < s.live) {
+      waiting = "waiting for " + std::to_string(s.live - s.current) + " pod(s) of router " + name_of(r) +
+                " to stop running it";
+      continue;
+    }
+    if (!nats_.watching(rkey)) {
+      NatsSettings settings;
+      std::string reason, message;
+      if (!nats_settings(client_, r, settings, reason, message)) {
+        failure = message;
+        continue;
+      }
+      if (std::string e = nats_.watch(rkey, heartbeat_subject(ns, name_of(r)), settings); !e.empty()) {
+        failure = e;
+        continue;
+      }
+    }
+    if (std::string e = nats_.delete_consumer(rkey, stream, durable); !e.empty()) failure = e;
+  }
+  if (!waiting.empty() || !failure.empty()) {
+    RouteStatusInput in;
+    in.generation = int_at(route, {"metadata", "generation"});
+    in.valid = true;
+    in.deleting_message = !failure.empty()
+                              ? "cannot delete JetStream consumer '" + durable + "' of stream '" + stream + "': " +
+                                    failure + "; retrying"
+                              : "deleting JetStream consumer '" + durable + "' of stream '" + stream + "': " + waiting;
+    const std::string stamp = rfc3339(options_.wall_clock());
+    write_status(res::kEventRoutes, route, [&](const Json& old) { return route_status(old, in, stamp); });
+    if (!failure.empty()) return Outcome::failed(in.deleting_message);
+    return Outcome::requeue(std::chrono::seconds(2));
+  }
+  if (runners.empty()) {
+    log_.warn("no router runs the route: its JetStream consumer is left as it is",
+              {{"route", make_key(ns, name)}, {"stream", stream}, {"durable", durable}});
+  } else {
+    log_.info("deleted JetStream consumer", {{"route", make_key(ns, name)}, {"stream", stream}, {"durable", durable}});
+  }
+  set_route_finalizer(route, false);
+  return Outcome::success();
+}
+
+// ---------------------------------------------------------------------------------------
+// EventTransform
+
+Outcome Reconciler::reconcile_transform(const std::string& key) {
+  std::optional<Json> found = transforms_.get(key);
+  if (!found) return Outcome::success();
+  TransformCheck check = check_transform(*found);
+  const int64_t generation = int_at(*found, {"metadata", "generation"});
+  const std::string stamp = rfc3339(options_.wall_clock());
+  write_status(res::kEventTransforms, *found,
+               [&](const Json& old) { return transform_status(old, generation, check, stamp); });
+  return Outcome::success();
+}
+
+// ---------------------------------------------------------------------------------------
+// Triggers
+
+bool Reconciler::spec_changed(Kind kind, const Store& store, const std::string& key) {
+  std::string now;
+  if (std::optional<Json> o = store.get(key)) {
+    now = std::to_string(int_at(*o, {"metadata", "generation"})) + "|" + string_at(*o, {"metadata", "uid"}) + "|" +
+          (deleting(*o) ? "deleting" : "") + "|";
+    if (const Json* labels = find(*o, {"metadata", "labels"})) now += labels->serialize();
+    if (const Json* finalizers = find(*o, {"metadata", "finalizers"})) now += "|" + finalizers->serialize();
+  }
+  const std::string id = std::string(kind_name(kind)) + "/" + key;
+  std::lock_guard lock(mu_);
+  auto it = seen_.find(id);
+  if (now.empty()) {
+    if (it != seen_.end()) seen_.erase(it);
+    return true;
+  }
+  if (it != seen_.end() && it->second == now) return false;
+  seen_[id] = now;
+  return true;
+}
+
+void Reconciler::route_changed(const std::string& key) {
+  // The route itself is cheap to look at again: its status may lag its router's news.
+  enqueue_(Kind::Route, key);
+  if (!spec_changed(Kind::Route, routes_, key)) return;
+  for (const auto& r : routers_.list_in(split_key(key).first)) enqueue_(Kind::Router, make_key(ns_of(r), name_of(r)));
+}
+
+void Reconciler::transform_changed(const std::string& key) {
+  auto [ns, name] = split_key(key);
+  if (!spec_changed(Kind::Transform, transforms_, key)) return;
+  enqueue_(Kind::Transform, key);
+  for (const auto& r : routes_.list_in(ns)) {
+    const Json* steps = find(r, {"spec", "transform"});
+    if (steps == nullptr || !steps->is_array()) continue;
+    for (const auto& s : steps->as_array()) {
+      if (string_at(s, {"use"}) == name) {
+        enqueue_(Kind::Route, make_key(ns, name_of(r)));
+        break;
+      }
+    }
+  }
+  for (const auto& r : routers_.list_in(ns)) enqueue_(Kind::Router, make_key(ns, name_of(r)));
+}
+
+void Reconciler::router_changed(const std::string& key) {
+  if (spec_changed(Kind::Router, routers_, key)) enqueue_(Kind::Router, key);
+}
+
+void Reconciler::owned_changed(std::string_view kind, const std::string& key) {
+  auto [ns, name] = split_key(key);
+  if (auto router = router_of_owned(kind, name)) enqueue_(Kind::Router, make_key(ns, *router));
+}
+
+void Reconciler::heartbeat(const std::string& router_key, std::string_view payload) {
+  Heartbeat hb;
+  std::string error;
+  if (!parse_heartbeat(payload, hb, error)) {
+    log_.log_limited("heartbeat/" + router_key, router::LogLevel::Warn, "ignoring a heartbeat",
+                     {{"router", router_key}, {"error", error}});
+    return;
+  }
+  if (fleet_.observe(router_key, hb, options_.steady_clock())) enqueue_(Kind::Router, router_key);
+}
+
+void Reconciler::expire_pods() {
+  for (const auto& key : fleet_.expire(options_.steady_clock())) enqueue_(Kind::Router, key);
+}
+
+}  // namespace switchboard::controller

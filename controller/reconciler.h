@@ -1,0 +1,139 @@
+// The three reconcilers. Each takes a key ("namespace/name"), reads what is there now
+// (from the informer caches, through Store) and converges: the same call serves a create,
+// an update, a resync and a drift repair. They touch the API only through kube::Client and
+// NATS only through FleetNats, so a test drives them with a fake of each.
+//
+// What triggers what (a change of status alone, mostly the echo of the controller's own
+// writes, triggers no other kind and no reconcile of a router or transform):
+//   EventRoute changed      → that route, and the routers of its namespace (selection)
+//   EventTransform changed  → that transform, the routes that use it, the routers of its namespace
+//   EventRouter changed     → that router
+//   an owned object changed → its router (drift repair)
+//   a heartbeat changed what a fleet runs, or a pod went silent → its router
+//   a router's table or fleet changed → the routes in its old and new table, and those naming it
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "controller/fleet.h"
+#include "controller/fleet_nats.h"
+#include "controller/json_util.h"
+#include "controller/metrics.h"
+#include "controller/render.h"
+#include "kube/client.h"
+
+namespace switchboard::router {
+class Logger;
+}
+
+namespace switchboard::controller {
+
+// The objects of one kind as last seen: an informer's cache in the controller, the fake
+// client itself in tests.
+class Store {
+ public:
+  virtual ~Store() = default;
+  virtual std::optional<Json> get(const std::string& key) const = 0;
+  virtual std::vector<Json> list() const = 0;
+  std::vector<Json> list_in(const std::string& ns) const;
+};
+
+enum class Kind { Router, Route, Transform };
+std::string_view kind_name(Kind kind);  // EventRouter, EventRoute, EventTransform
+
+struct Outcome {
+  ReconcileResult result = ReconcileResult::Success;
+  std::chrono::milliseconds after{0};  // Requeue: when
+  std::string error;                   // Error: what failed (logged; retried with backoff)
+
+  static Outcome success() { return {}; }
+  static Outcome requeue(std::chrono::milliseconds after) { return {ReconcileResult::Requeue, after, ""}; }
+  static Outcome failed(std::string error) { return {ReconcileResult::Error, {}, std::move(error)}; }
+};
+
+struct ReconcilerOptions {
+  RenderOptions render;
+  // How long the answer to "is the ServiceMonitor CRD installed?" is trusted.
+  std::chrono::seconds crd_check_interval{60};
+  ControllerMetrics* metrics = nullptr;  // routers_pods; optional
+  // After it starts listening to a router, the controller writes no status for it (or its
+  // routes) for two heartbeat intervals, at most this long: until every pod had its turn
+  // to speak, an empty fleet would only mean "not heard yet", and a status written from it
+  // would flap (Ready, then not, then Ready again) on every controller restart.
+  std::chrono::milliseconds max_warmup{30000};
+  std::function<std::chrono::system_clock::time_point()> wall_clock = [] { return std::chrono::system_clock::now(); };
+  std::function<std::chrono::steady_clock::time_point()> steady_clock = [] { return std::chrono::steady_clock::now(); };
+};
+
+class Reconciler {
+ public:
+  using Enqueue = std::function<void(Kind kind, const std::string& key)>;
+
+  Reconciler(kube::Client& client, const Store& routers, const Store& routes, const Store& transforms, FleetNats& nats,
+             FleetTracker& fleet, Enqueue enqueue, router::Logger& log, ReconcilerOptions options);
+
+  // Never throws: an exception from the API becomes an Error outcome.
+  Outcome reconcile(Kind kind, const std::string& key);
+  Outcome reconcile_router(const std::string& key);
+  Outcome reconcile_route(const std::string& key);
+  Outcome reconcile_transform(const std::string& key);
+
+  // Informer and NATS callbacks: they only enqueue.
+  void route_changed(const std::string& key);
+  void transform_changed(const std::string& key);
+  void router_changed(const std::string& key);
+  void owned_changed(std::string_view kind, const std::string& key);
+  void heartbeat(const std::string& router_key, std::string_view payload);
+  void expire_pods();  // call about once a second
+
+  // What the controller last wrote for a router (tests, and the route reconciler).
+  struct TableInfo {
+    uint64_t generation = 0;
+    std::string hash;
+    std::map<std::string, int64_t> routes;  // route name → metadata.generation
+    std::string signature;                  // what routes' statuses depend on
+  };
+  std::optional<TableInfo> table_info(const std::string& router_key) const;
+
+ private:
+  Outcome finalize_route(const Json& route, const std::vector<Json>& runners);
+  void set_route_finalizer(const Json& route, bool present);
+  std::vector<Json> runners_of(const Json& route) const;
+  bool service_monitors_installed();
+  // How long the router's status must still wait for heartbeats (zero: not at all).
+  std::chrono::milliseconds warmup_left(const std::string& router_key, const Json& router);
+  void write_status(const kube::Resource& resource, const Json& stored,
+                    const std::function<Json(const Json& old_status)>& compute);
+  void enqueue_routes_of(const std::string& ns, const std::string& router, const std::vector<std::string>& names);
+  // Whether what others depend on (generation, labels, deletion, finalizers) changed since
+  // the last call for this object: a status write (the controller's own, most often)
+  // changes nothing that routers or routes depend on.
+  bool spec_changed(Kind kind, const Store& store, const std::string& key);
+
+  kube::Client& client_;
+  const Store& routers_;
+  const Store& routes_;
+  const Store& transforms_;
+  FleetNats& nats_;
+  FleetTracker& fleet_;
+  Enqueue enqueue_;
+  router::Logger& log_;
+  ReconcilerOptions options_;
+
+  mutable std::mutex mu_;
+  std::map<std::string, TableInfo> tables_;
+  std::map<std::string, std::chrono::steady_clock::time_point> listening_since_;
+  std::map<std::string, std::string> seen_;  // kind/key → what spec_changed compares
+  std::optional<bool> service_monitors_;
+  std::chrono::steady_clock::time_point service_monitors_checked_{};
+};
+
+}  // namespace switchboard::controller
