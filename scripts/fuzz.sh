@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang and ASan/UBSan in their own build directory and
 # runs each one for SECONDS seconds (default 30). Exits non-zero when any target found a
-# crash, leak, timeout or out-of-memory, and says where the reproducer is.
+# crash, leak, timeout or out-of-memory, and says where the reproducer is and how to keep
+# it as a regression test (tests/fuzz/regressions/<target>/, replayed by `make test`).
 #
-#   bash scripts/fuzz.sh [SECONDS]        (or: make fuzz FUZZ_SECONDS=...)
+#   bash scripts/fuzz.sh [SECONDS]        (or: make fuzz FUZZ_SECONDS=..., make fuzz-long)
 set -uo pipefail
 
 SECONDS_PER_TARGET="${1:-30}"
@@ -13,8 +14,11 @@ if ! [[ "$SECONDS_PER_TARGET" =~ ^[1-9][0-9]*$ ]]; then
 fi
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BUILD="$ROOT/build-fuzz"
+# FUZZ_BUILD chooses another build directory (two fuzzing runs must not share one).
+BUILD="${FUZZ_BUILD:-$ROOT/build-fuzz}"
 CORPORA="$ROOT/tests/fuzz/corpus"
+# Inputs that once failed: read as seeds, never written to.
+REGRESSIONS="$ROOT/tests/fuzz/regressions"
 # Kept outside the repository corpus so a run never adds files to it; a reproducer must
 # survive the run so it can be replayed.
 ARTIFACTS="$BUILD/artifacts"
@@ -35,21 +39,17 @@ if ! CC=clang-14 CXX=clang++-14 cmake -S "$ROOT" -B "$BUILD" -G Ninja \
   exit 2
 fi
 
-# The fuzz targets are only defined when tests/fuzz is part of the build and, for cel,
-# when its source exists; ask the generator rather than guess.
+# Every target of tests/fuzz must run: a target that went missing from the build is a
+# failure, not something to skip quietly. Ask the generator rather than guess.
 available="$(cmake --build "$BUILD" --target help 2>/dev/null)"
 present=()
 for t in "${TARGETS[@]}"; do
-  if grep -q "^switchboard-fuzz-$t:" <<<"$available"; then
-    present+=("$t")
-  else
-    echo "fuzz: no target switchboard-fuzz-$t in this build, skipping it"
+  if ! grep -q "^switchboard-fuzz-$t:" <<<"$available"; then
+    echo "fuzz: no target switchboard-fuzz-$t in this build; is tests/fuzz/CMakeLists.txt complete?" >&2
+    exit 2
   fi
+  present+=("$t")
 done
-if [ ${#present[@]} -eq 0 ]; then
-  echo "fuzz: no fuzz targets defined; is add_subdirectory(fuzz) in tests/CMakeLists.txt?" >&2
-  exit 2
-fi
 
 build_targets=()
 for t in "${present[@]}"; do build_targets+=("switchboard-fuzz-$t"); done
@@ -83,11 +83,15 @@ for t in "${present[@]}"; do
   log="$LOGS/$t.log"
 
   echo "fuzz: running switchboard-fuzz-$t for ${SECONDS_PER_TARGET}s (log: $log)"
+  seeds=()
+  [ -d "$REGRESSIONS/$t" ] && seeds+=("$REGRESSIONS/$t")
+  started=$(date +%s)
   "$BUILD/bin/switchboard-fuzz-$t" \
     -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
     -artifact_prefix="$artifacts/" -print_final_stats=1 \
-    "$corpus" >"$log" 2>&1
+    "$corpus" "${seeds[@]}" >"$log" 2>&1
   rc=$?
+  ran=$(( $(date +%s) - started ))
 
   # slow-unit-* files are only informational; these four mean the target failed.
   mapfile -t found < <(find "$artifacts" -maxdepth 1 -type f \
@@ -100,11 +104,13 @@ for t in "${present[@]}"; do
     for f in "${found[@]}"; do
       echo "fuzz:   reproducer: $f" >&2
       echo "fuzz:   replay with: $BUILD/bin/switchboard-fuzz-$t $f" >&2
+      echo "fuzz:   once fixed, keep it: cp $f $REGRESSIONS/$t/<what-it-caught>" >&2
     done
     [ ${#found[@]} -eq 0 ] && echo "fuzz:   no reproducer written; see $log" >&2
   else
     stats="$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')"
-    echo "fuzz: switchboard-fuzz-$t ok (${stats:-?} inputs)"
+    cov="$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | awk '{print $2}')"
+    echo "fuzz: switchboard-fuzz-$t ok (${stats:-?} inputs in ${ran}s, ${cov:-?} coverage points)"
   fi
 done
 
