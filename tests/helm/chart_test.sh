@@ -154,8 +154,8 @@ kubectl -n switchboard-system get eventroute large-orders >/dev/null
 # The controller's RBAC is the least that works: what it must do, it can; the rest, not.
 SA=system:serviceaccount:switchboard-system:sb-switchboard
 can() { [[ $(kubectl auth can-i --as "$SA" "$@" 2>/dev/null) == yes ]]; }
-for check in "watch eventroutes.switchboard.dev -A" "patch eventroutes.switchboard.dev --subresource=status -n team-a" \
-  "update eventroutes.switchboard.dev --subresource=finalizers -n team-a" "patch deployments.apps -n team-a" \
+for check in "watch eventroutes.switchboard.dev -A" "patch eventroutes.switchboard.dev -n team-a" \
+  "update eventrouters.switchboard.dev --subresource=finalizers -n team-a" "update eventroutes.switchboard.dev --subresource=status -n team-a" "patch deployments.apps -n team-a" \
   "create roles.rbac.authorization.k8s.io -n team-a" "delete configmaps -n team-a" \
   "get secrets -n team-a" "create leases.coordination.k8s.io -n switchboard-system" \
   "update leases.coordination.k8s.io/sb-switchboard -n switchboard-system" \
@@ -168,7 +168,9 @@ for check in "create secrets -n team-a" "update secrets -n team-a" "delete secre
   "create clusterrolebindings.rbac.authorization.k8s.io" "escalate roles.rbac.authorization.k8s.io -n team-a" \
   "bind roles.rbac.authorization.k8s.io -n team-a" "create leases.coordination.k8s.io -n team-a" \
   "delete customresourcedefinitions.apiextensions.k8s.io" "create serviceaccounts --subresource=token -n team-a" \
-  "get nodes" "impersonate users"; do
+  "get nodes" "impersonate users" "list secrets -n team-a" "watch secrets -n team-a" \
+  "update deployments.apps -n team-a" "delete eventroutes.switchboard.dev -n team-a" \
+  "patch eventtransforms.switchboard.dev -n team-a"; do
   # shellcheck disable=SC2086
   if can $check; then fail "the controller's ServiceAccount can, but must not: $check"; fi
 done
