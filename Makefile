@@ -42,7 +42,7 @@ bench: bench-core tools
 
 # The control plane under load: 1,000 EventRoutes, 50 edits, a burst of 5,000 changes, on a
 # real kube-apiserver with the real controller and router pods (bench/results/
-# controlplane.json, docs/benchmarks.md "Control plane"). About 10 minutes.
+# controlplane.json, docs/benchmarks.md "Control plane"). 6 to 20 minutes on 2 cores.
 bench-control-plane: build tools
 	@bash scripts/bench-control-plane.sh --bin $(BUILD)/bin --command "make bench-control-plane"
 
