@@ -80,9 +80,9 @@ class Document {
   // Index of the value of member `key` in object `obj`, or 0 when absent (0 is the root
   // and never a member). When a key occurs more than once, the last occurrence wins.
   uint32_t find_member(uint32_t obj, std::string_view key) const;
-  // True when object `obj` repeats no key. Mostly known from the parse; otherwise checked
-  // exactly on first use and remembered. Objects with more than 32 members that the parse
-  // could not clear are not checked and answer false.
+  // True when object `obj` repeats no key. Checked on the first lookup in the object (by
+  // this or by find_member) and remembered; objects with more than 32 members are not
+  // checked and answer false.
   bool keys_unique(uint32_t obj) const;
   // First child of an array or object (for objects: the first key). Step with node(i).next.
   static constexpr uint32_t first_child(uint32_t i) { return i + 1; }
