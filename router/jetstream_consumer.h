@@ -1,17 +1,20 @@
 // At-least-once delivery from a JetStream stream: one durable pull consumer per route and a
-// thread that fetches in batches and hands each message to the router. The router publishes
+// thread that pulls in batches and hands each message to the router. The router publishes
 // a batch's destinations without waiting for each answer and settles every message once
 // all of its publishes are confirmed (or one failed); the consumer then acknowledges it, or
 // NAKs it with the route's backoff. After maxDeliver attempts the event is dead-lettered.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "core/route/spec.h"
 #include "router/nats_client.h"
@@ -51,11 +54,25 @@ class JetStreamConsumer {
   static std::string fingerprint(const std::string& subject, const route::JetStreamSpec& spec);
 
  private:
+  using Clock = std::chrono::steady_clock;
+  // One pull request sent to the server and not yet answered in full.
+  struct Pull {
+    Clock::time_point expires;
+    int64_t remaining;
+  };
+
   void loop();
-  bool subscribe();
+  bool bind();
   void unbind();
-  void run_batch(natsMsgList& list);
+  // Fills `out` with up to spec_.batch messages. Returns false when the inbox is unusable
+  // (the connection went away, the consumer was deleted).
+  bool fetch(std::vector<natsMsg*>& out);
+  bool request(int64_t batch, bool no_wait);
+  bool next(int64_t wait_ms, natsMsg*& msg, bool& ended);
+  void run_batch(const std::vector<natsMsg*>& msgs);
+  void settle_on_server(natsMsg* msg, const char* body);
   int64_t backoff_for(uint64_t attempts) const;
+  void report_ack_pending();
 
   NatsClient& nats_;
   std::string route_, subject_;
@@ -63,9 +80,14 @@ class JetStreamConsumer {
   Handler handler_;
   ErrorLog log_;
   AckPending ack_pending_;
-  void report_ack_pending();
-  natsSubscription* sub_ = nullptr;
-  uint64_t generation_ = 0;  // of the connection sub_ was made on
+  // The pull protocol is spoken here over a private inbox rather than through cnats'
+  // natsSubscription_Fetch, which in 3.4.1 writes past its message array when answers to
+  // an earlier request are waiting (nats.c #749, fixed after 3.4.1): see docs/router.md.
+  natsSubscription* inbox_sub_ = nullptr;
+  std::string inbox_;
+  std::string next_subject_;   // $JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>
+  std::optional<Pull> open_;   // the waiting request, while it may still bring messages
+  uint64_t generation_ = 0;    // of the connection inbox_sub_ was made on
   std::atomic<bool> stopping_{false};
   std::thread thread_;
   std::mutex mu_;

@@ -759,9 +759,8 @@ NatsClient::Counts NatsClient::counts() const {
   return c;
 }
 
-natsStatus NatsClient::js_pull_subscribe(natsSubscription** sub, const std::string& subject,
-                                         const std::string& durable, jsSubOptions* options, jsErrCode* code,
-                                         uint64_t& generation) {
+natsStatus NatsClient::with_jetstream(const std::function<natsStatus(natsConnection*, jsCtx*)>& fn,
+                                      uint64_t& generation) {
   std::shared_lock lock(conn_mu_);
   generation = generation_;
   if (conn_ == nullptr) return NATS_CONNECTION_CLOSED;
@@ -772,7 +771,13 @@ natsStatus NatsClient::js_pull_subscribe(natsSubscription** sub, const std::stri
     js = js_;
   }
   if (js == nullptr) return NATS_ERR;
-  return js_PullSubscribe(sub, js, subject.c_str(), durable.c_str(), nullptr, options, code);
+  return fn(conn_, js);
+}
+
+natsStatus NatsClient::on_connection(uint64_t generation, const std::function<natsStatus(natsConnection*)>& fn) {
+  std::shared_lock lock(conn_mu_);
+  if (conn_ == nullptr || generation != generation_) return NATS_CONNECTION_CLOSED;
+  return fn(conn_);
 }
 
 natsConnection* NatsClient::connection() const {

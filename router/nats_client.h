@@ -146,10 +146,13 @@ class NatsClient {
   };
   Counts counts() const;
 
-  // Binds a JetStream pull subscription on the current connection; `generation` receives
-  // the connection's generation.
-  natsStatus js_pull_subscribe(natsSubscription** sub, const std::string& subject, const std::string& durable,
-                               jsSubOptions* options, jsErrCode* code, uint64_t& generation);
+  // Runs `fn` with the current connection and its JetStream context (both null when there
+  // is none); the connection is not replaced while `fn` runs, so keep it short.
+  // `generation` receives the connection's generation.
+  natsStatus with_jetstream(const std::function<natsStatus(natsConnection*, jsCtx*)>& fn, uint64_t& generation);
+  // Runs `fn` on the connection of `generation`; NATS_CONNECTION_CLOSED once that one was
+  // replaced, without calling `fn`.
+  natsStatus on_connection(uint64_t generation, const std::function<natsStatus(natsConnection*)>& fn);
   // The current connection and JetStream context, for tests and tools: valid until the
   // connection is rebuilt.
   natsConnection* connection() const;

@@ -356,10 +356,12 @@ routes:
     // The window is full again (or holds what is left).
     size_t expect = static_cast<size_t>(std::min(kBound, kEvents - confirmed));
     ASSERT_TRUE(held.wait_held(expect)) << "after " << confirmed << " confirmations";
-    // Nothing is acknowledged while a publish of the batch is unconfirmed.
+    // Nothing is acknowledged before its publish was confirmed. (How the 20 events are cut
+    // into batches depends on how fast they arrive; an event is acknowledged once every
+    // event of its batch is confirmed, never before its own.)
     ConsumerState st = consumer_state(client_, "ORDERS", "held");
-    EXPECT_EQ(st.ack_floor, 0u) << "acknowledged before its publish was confirmed";
-    EXPECT_EQ(st.ack_pending, kEvents);
+    EXPECT_LE(st.ack_floor, static_cast<uint64_t>(confirmed)) << "acknowledged before its publish was confirmed";
+    EXPECT_EQ(st.ack_pending + static_cast<int64_t>(st.ack_floor), kEvents);
     ids.insert(held.confirm_one());
   }
   EXPECT_EQ(held.max_held(), static_cast<size_t>(kBound));
