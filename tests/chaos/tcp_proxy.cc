@@ -193,10 +193,12 @@ void TcpProxy::loop() {
       }
     }
     if (mode == Mode::Blackhole || mode_.load() != mode) continue;
+    // Only the pipes that were polled: the ones accepted below have no entry in fds yet.
+    const size_t polled = pipes_.size();
     if (fds[1].revents & POLLIN) {
       for (int i = 0; i < 16; ++i) accept_one(mode == Mode::Reset);
     }
-    for (size_t i = 0; i < pipes_.size(); ++i) {
+    for (size_t i = 0; i < polled; ++i) {
       Pipe& p = pipes_[i];
       const pollfd& c = fds[2 + 2 * i];
       const pollfd& s = fds[3 + 2 * i];
