@@ -26,6 +26,12 @@ void on_interrupt(int) { g_interrupted.store(true); }
 
 double since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
+std::string fmt(const char* format, double value) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, value);
+  return buf;
+}
+
 void install_interrupt_handler() {
   struct sigaction sa {};
   sa.sa_handler = on_interrupt;
@@ -118,11 +124,29 @@ void RouterNode::start() {
                                    "127.0.0.1:" + std::to_string(metrics_port_)};
   argv.insert(argv.end(), args_.begin(), args_.end());
   proc_ = testing::Process(argv, {}, log_);
+  stopped_ = false;
   ++starts_;
+}
+
+std::string RouterNode::death_notice() {
+  int status = exit_status();
+  std::string words = last_words();
+  return "exit status " + std::to_string(status) + (status > 128 ? " (signal " + std::to_string(status - 128) + ")" : "") +
+         (words.empty() ? "" : ", last words: '" + words + "'") + "; log " + log_;
+}
+
+std::string RouterNode::last_words() const {
+  std::ifstream in(log_);
+  std::string line, words;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line[0] != '{') words = line;
+  }
+  return words;
 }
 
 int RouterNode::stop(int sig, int timeout_ms, int64_t& took_ms) {
   auto t0 = Clock::now();
+  stopped_ = true;
   proc_.signal(sig);
   int status = proc_.wait(timeout_ms);
   if (status == -1) {

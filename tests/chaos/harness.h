@@ -24,6 +24,8 @@ using Clock = std::chrono::steady_clock;
 
 // Seconds since the scenario began; every record of the run is on this clock.
 double since(Clock::time_point start);
+// One number in a printf format ("%.1f"), for messages and JSON.
+std::string fmt(const char* format, double value);
 
 // SIGINT or SIGTERM to the suite: scenarios stop early, destructors stop every process.
 void install_interrupt_handler();
@@ -103,6 +105,14 @@ class RouterNode {
   // Returns the exit status (128+n when killed by signal n); `took_ms` is how long it took.
   int stop(int sig, int timeout_ms, int64_t& took_ms);
   bool running() { return proc_.running(); }
+  // Not running, and not because the suite stopped it: it crashed or exited on its own.
+  bool died() { return starts_ > 0 && !stopped_ && !proc_.running(); }
+  // After it ended: its exit status (128+n when killed by signal n).
+  int exit_status() { return proc_.wait(0); }
+  // The last lines of its log that are not JSON: what the C library or a crash said.
+  std::string last_words() const;
+  // How it ended, for a report: status, signal, last words, log.
+  std::string death_notice();
   void signal(int sig) { proc_.signal(sig); }
   pid_t pid() const { return proc_.pid(); }
   int metrics_port() const { return metrics_port_; }
@@ -119,6 +129,7 @@ class RouterNode {
   std::string log_;
   int metrics_port_ = 0;
   int starts_ = 0;
+  bool stopped_ = false;  // by stop(), until the next start()
   testing::Process proc_;
 };
 

@@ -75,11 +75,6 @@ struct Heartbeat {
   uint64_t count = 0;
 };
 
-std::string fmt(const char* f, double a) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, a);
-  return buf;
-}
 
 }  // namespace
 
@@ -205,7 +200,7 @@ bool run_reload_storm(const Options& o, Report& report) {
   double storm_wall = since(storm_from);
   if (crashed || !all_running()) {
     for (auto& r : routers) {
-      if (!r->running()) report.violation(r->pod() + " died during the reload storm (log " + r->log_path() + ")");
+      if (r->died()) report.violation(r->pod() + " died during the reload storm (" + r->death_notice() + ")");
     }
   }
   std::fprintf(stderr, "chaos[reload-storm]: %llu table changes in %.1f s; the last is table %c\n",

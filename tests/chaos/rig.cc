@@ -22,12 +22,6 @@ constexpr double kWindowBefore = 5.0;
 // ... until this long after every router was ready again.
 constexpr double kWindowAfter = 3.0;
 
-std::string fmt(const char* f, double a) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, a);
-  return buf;
-}
-
 }  // namespace
 
 Rig::Rig(const Options& options, RigConfig config, Report& report)
@@ -125,8 +119,17 @@ bool Rig::setup() {
   return true;
 }
 
+void Rig::restart_crashed() {
+  for (auto& r : routers_) {
+    if (!r->died()) continue;
+    report_.violation(r->pod() + " died on its own at " + fmt("%.1f s", now()) + " (" + r->death_notice() + ")");
+    r->start();
+  }
+}
+
 bool Rig::fleet_ready(double timeout_s) {
   return wait_until([&] {
+    restart_crashed();
     for (auto& r : routers_) {
       if (!r->running() || !r->ready()) return false;
     }
@@ -312,12 +315,7 @@ bool Rig::settle(double timeout_s) {
     report_.violation("nats-server is down and does not start");
     return false;
   }
-  for (auto& r : routers_) {
-    if (!r->running()) {
-      report_.violation(r->pod() + " was not running at the end (log " + r->log_path() + ")");
-      r->start();
-    }
-  }
+  restart_crashed();
   fleet_ready(60);
   double t0 = now();
   bool drained = wait_until([&] {

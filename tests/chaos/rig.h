@@ -67,6 +67,8 @@ class Rig {
   // within its grace, and lose nothing.
   void stop_router_while_nats_down(size_t index, double down_s);
   void cut(TcpProxy::Mode mode, double seconds);
+  // Between faults: notices routers that died on their own.
+  void check() { restart_crashed(); }
 
   // Everything up, producers stopped: waits until the routes have nothing in flight.
   bool settle(double timeout_s);
@@ -83,6 +85,9 @@ class Rig {
 
  private:
   bool fleet_ready(double timeout_s);
+  // A router that died on its own is a broken promise: recorded with how it ended, then
+  // started again (as a kubelet would) so that the run goes on.
+  void restart_crashed();
   std::string routes_yaml() const;
   void sample_progress();
 

@@ -166,11 +166,6 @@ routes:
     deadLetter: {subject: chaos.dlq.slow}
 )";
 
-std::string fmt(const char* f, double a) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, a);
-  return buf;
-}
 
 }  // namespace
 
@@ -348,6 +343,7 @@ bool run_slow_destination(const Options& o, Report& report) {
     report.violation("ack pending reached " + std::to_string(ack_pending_peak) + ", over maxAckPending");
   }
   slow.stop();
+  if (router.died()) report.violation("the router died on its own (" + router.death_notice() + ")");
   int64_t took = 0;
   int status = router.stop(SIGTERM, 15000, took);
   if (status != 0) report.violation("the router exited " + std::to_string(status) + " on SIGTERM");

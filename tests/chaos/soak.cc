@@ -59,8 +59,14 @@ bool run_with_faults(const Options& o, Report& report, RigConfig config, double 
   rig.start_load();
   const double quiet_tail = o.quick ? 5.0 : 10.0;
   sleep_for(o.quick ? 3.0 : 5.0);
-  while (!interrupted() && rig.now() < duration - quiet_tail) inject(rig, duration - quiet_tail);
-  while (!interrupted() && rig.now() < duration) sleep_for(0.2);
+  while (!interrupted() && rig.now() < duration - quiet_tail) {
+    inject(rig, duration - quiet_tail);
+    rig.check();
+  }
+  while (!interrupted() && rig.now() < duration) {
+    sleep_for(0.2);
+    rig.check();
+  }
   rig.stop_load();
   if (interrupted()) {
     report.violation("interrupted");

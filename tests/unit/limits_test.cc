@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "core/cel/program.h"
+#include "core/cel/value.h"
+#include "core/json/document.h"
 #include "core/route/processor.h"
 #include "core/route/spec_yaml.h"
 #include "core/route/table.h"
@@ -158,12 +160,12 @@ TEST(Limits, PayloadOverMaxPayloadBytesFailsAsTooLarge) {
 // --- What a route builds: set values and the output payload ---
 
 TEST(Limits, OutputOverMaxPayloadBytesFailsAsTooLarge) {
-  // A list that holds the 300 KiB event four times: 1.2 MiB of output from a small input.
+  // A list that holds a 300 KiB string four times: 1.5 MiB of output from a 300 KiB input.
   auto t = Table(OneRoute("    transform:\n      - set: {copies: '[event.s, event.s, event.s, event.s]'}\n"));
   ASSERT_TRUE(t);
   EXPECT_EQ(Failure(RunEvent(*t, Json("s", std::string(300 * 1024, 'x')))),
             "too_large at transform: output exceeds maxPayloadBytes 1048576");
-  // The encoder stops early: 10,000 references to a 100 KiB event never become 1 GB.
+  // The encoder stops early: 1,000 references to a 100 KiB event never become 100 MB.
   std::string many = "[";
   for (int i = 0; i < 1000; ++i) many += std::string(i ? "," : "") + "event";
   many += "]";
@@ -173,6 +175,18 @@ TEST(Limits, OutputOverMaxPayloadBytesFailsAsTooLarge) {
             "too_large at transform: output exceeds maxPayloadBytes 1048576");
   // A small output from the same route passes.
   EXPECT_EQ(Failure(RunEvent(*t, Json("s", "x"))), "<published>");
+}
+
+TEST(Limits, EncoderStopsOnceOverTheLimit) {
+  // 1,000 references to one 100 KiB event would be 100 MB of output: the encoder gives up
+  // at the first element past the limit instead of building it.
+  json::Document doc;
+  ASSERT_TRUE(doc.parse(Json("s", std::string(100 * 1024, 'x'))));
+  cel::ValueList items(1000, cel::Value::json(&doc, json::Document::root()));
+  std::string out, error;
+  EXPECT_FALSE(encode_json(cel::Value::list(std::move(items)), out, error, 1 << 20));
+  EXPECT_EQ(error, "output of more than 1048576 bytes");
+  EXPECT_LT(out.size(), (1u << 20) + 2 * doc.source().size());
 }
 
 TEST(Limits, StringBuiltOverTheLimitFailsTheTransform) {
