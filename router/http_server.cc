@@ -6,10 +6,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
-#include <set>
+#include <map>
 #include <stdexcept>
 #include <string_view>
 #include <thread>
@@ -19,8 +20,9 @@ namespace switchboard::router {
 namespace {
 
 constexpr size_t kMaxHead = 16 * 1024;     // request line and headers
-constexpr int kMaxConnections = 32;        // beyond this, new connections are closed at once
-constexpr int kIoTimeoutSeconds = 5;       // a silent or slow client is dropped after this
+constexpr int kMaxConnections = 32;        // beyond this, the longest-idle one makes room
+constexpr int kIoTimeoutSeconds = 5;       // a request head must be whole within this
+using Clock = std::chrono::steady_clock;
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -59,7 +61,9 @@ struct HttpServer::Impl {
   std::atomic<bool> stopping{false};
   std::mutex conns_mu;
   std::condition_variable conns_cv;
-  std::set<int> conns;
+  // Every open connection, with the moment it began to wait for its next request head
+  // (Clock::time_point::max() while a request is being answered).
+  std::map<int, Clock::time_point> conns;
 
   MetricsSource metrics;
   ReadinessCheck ready;
@@ -73,11 +77,15 @@ struct HttpServer::Impl {
       if (fd < 0) continue;
       {
         std::lock_guard lock(conns_mu);
-        if (static_cast<int>(conns.size()) >= kMaxConnections || stopping.load()) {
+        if (stopping.load()) {
           ::close(fd);
           continue;
         }
-        conns.insert(fd);
+        if (static_cast<int>(conns.size()) >= kMaxConnections && !evict_idle()) {
+          ::close(fd);  // every connection is busy answering: the client tries again
+          continue;
+        }
+        conns[fd] = Clock::now();
       }
       std::thread([this, fd] {
         serve(fd);
@@ -87,6 +95,27 @@ struct HttpServer::Impl {
         conns_cv.notify_all();
       }).detach();
     }
+  }
+
+  // Full: the connection that has waited longest for a request head is shut down, so that
+  // idle or trickling clients cannot lock the kubelet's probes out. conns_mu held. Its
+  // thread sees the shutdown, closes the socket and leaves.
+  bool evict_idle() {
+    auto oldest = conns.end();
+    for (auto it = conns.begin(); it != conns.end(); ++it) {
+      if (it->second == Clock::time_point::max()) continue;
+      if (oldest == conns.end() || it->second < oldest->second) oldest = it;
+    }
+    if (oldest == conns.end()) return false;
+    ::shutdown(oldest->first, SHUT_RDWR);
+    oldest->second = Clock::time_point::max();  // not chosen twice
+    return true;
+  }
+
+  void set_idle(int fd, bool idle) {
+    std::lock_guard lock(conns_mu);
+    auto it = conns.find(fd);
+    if (it != conns.end()) it->second = idle ? Clock::now() : Clock::time_point::max();
   }
 
   void respond(int fd, int status, std::string_view content_type, const std::string& body, bool close,
@@ -107,19 +136,30 @@ struct HttpServer::Impl {
   // body is answered and the connection closed.
   void serve(int fd) {
     timeval tv{kIoTimeoutSeconds, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     std::string buf;
     char chunk[4096];
     while (!stopping.load()) {
+      // The whole head within the time limit, however it trickles in.
+      const auto deadline = Clock::now() + std::chrono::seconds(kIoTimeoutSeconds);
       size_t end;
       while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
         if (buf.size() > kMaxHead) {
           respond(fd, 431, "text/plain", "request head too large", true);
           return;
         }
-        ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
-        if (n <= 0) return;  // closed, timed out, or shut down by Stop()
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (left <= 0) {
+          if (!buf.empty()) respond(fd, 408, "text/plain", "request head not received in time", true);
+          return;
+        }
+        pollfd p{fd, POLLIN, 0};
+        int ready_fds = ::poll(&p, 1, static_cast<int>(left));
+        if (ready_fds < 0 && errno == EINTR) continue;
+        if (ready_fds <= 0) continue;  // the deadline check above decides
+        ssize_t n = ::recv(fd, chunk, sizeof chunk, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+        if (n <= 0) return;  // closed, or shut down by Stop() or to make room
         buf.append(chunk, static_cast<size_t>(n));
       }
       if (end > kMaxHead) {
@@ -128,7 +168,9 @@ struct HttpServer::Impl {
       }
       std::string head = buf.substr(0, end);
       buf.erase(0, end + 4);
+      set_idle(fd, false);
       if (!handle(fd, head)) return;
+      set_idle(fd, true);
     }
   }
 
@@ -260,7 +302,7 @@ void HttpServer::Stop() {
   impl_->listen_fd = -1;
   std::unique_lock conns_lock(impl_->conns_mu);
   // Wake every connection blocked in recv; each thread then closes its socket.
-  for (int c : impl_->conns) ::shutdown(c, SHUT_RDWR);
+  for (const auto& [c, idle_since] : impl_->conns) ::shutdown(c, SHUT_RDWR);
   impl_->conns_cv.wait(conns_lock, [this] { return impl_->conns.empty(); });
   running_ = false;
 }

@@ -5,9 +5,11 @@
 // listener (2.10.18) terminates the process on a chunked body with a chunk size of -1
 // (std::bad_alloc escapes its I/O thread), and sets no limit on header size, body size or
 // idle time, with no hook before its parsing. Three GET endpoints need none of its
-// features, so this server reads a request head of at most 16 KiB within 5 seconds, never
-// reads a body, serves one request at a time per connection (keep-alive), and takes at
-// most 32 connections. cpprestsdk stays the HTTP client of the Kubernetes API.
+// features, so this server reads a request head of at most 16 KiB within 5 seconds (the
+// whole head, however slowly it trickles), never reads a body, serves one request at a
+// time per connection (keep-alive), and holds at most 32 connections: a new one makes
+// room by closing the one that has waited longest for a request, so idle clients cannot
+// lock out the kubelet's probes. cpprestsdk stays the HTTP client of the Kubernetes API.
 #pragma once
 
 #include <cstdint>

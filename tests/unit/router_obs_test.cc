@@ -1,6 +1,7 @@
 // Router observability: metrics exposition, the operational HTTP server, JSON logs.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -528,6 +529,51 @@ TEST_F(HttpServerTest, ClientLeavingBeforeTheReplyDoesNotCrashIt) {
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the writes fail
   set_metrics("x 1\n");
+  expect_still_serving();
+}
+
+// 40 clients that connect and say nothing: the limit is 32 connections, and a new one
+// takes the place of the longest-idle, so the kubelet's probe is still answered at once.
+TEST_F(HttpServerTest, IdleConnectionsCannotLockOutTheProbes) {
+  std::vector<Fd> idle;
+  for (int i = 0; i < 40; ++i) {
+    idle.push_back(connect_to(port_));
+    ASSERT_GE(idle.back().fd, 0);
+  }
+  // Give the acceptor time to take them all, so that the probe comes after them.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const Reply r = get(port_, "/healthz");
+  EXPECT_EQ(r.status, 200) << r.head;
+  // The oldest idle clients were let go: the server closed them.
+  char c;
+  EXPECT_EQ(::recv(idle.front().fd, &c, 1, 0), 0);
+  expect_still_serving();
+}
+
+// A head that trickles in, a header a second, is cut off once 5 s have passed since it
+// began, with 408: per-read timeouts alone would let it hold the connection for ever.
+TEST_F(HttpServerTest, TricklingHeadIsCutOffAfterFiveSeconds) {
+  Fd s = connect_to(port_);
+  ASSERT_GE(s.fd, 0);
+  ASSERT_TRUE(send_all(s.fd, "GET /healthz HTTP/1.1\r\n"));
+  const auto start = std::chrono::steady_clock::now();
+  std::string raw;
+  bool closed = false;
+  for (int i = 0; i < 15 && !closed; ++i) {
+    if (!send_all(s.fd, "X-Slow-" + std::to_string(i) + ": 1\r\n")) break;
+    pollfd p{s.fd, POLLIN, 0};
+    if (::poll(&p, 1, 1000) > 0) {
+      char buf[512];
+      ssize_t n;
+      while ((n = ::recv(s.fd, buf, sizeof buf, MSG_DONTWAIT)) > 0) raw.append(buf, static_cast<size_t>(n));
+      closed = n == 0;
+    }
+  }
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_TRUE(closed) << "the server still held the connection after 15 headers";
+  EXPECT_EQ(raw.rfind("HTTP/1.1 408 ", 0), 0u) << raw;
+  // Cut at the limit, not after the trickle ended (15 s): bounds, not a speed goal.
+  EXPECT_LT(took, std::chrono::seconds(12));
   expect_still_serving();
 }
 
