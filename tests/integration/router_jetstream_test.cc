@@ -377,6 +377,60 @@ routes:
   router.stop();
 }
 
+// SIGTERM (Router::stop) while a batch's publishes are held back: the router finishes that
+// batch before it exits. Events whose publish is confirmed meanwhile are acknowledged;
+// those whose publish gets no answer are NAKed, not left to the ack wait (60 s here): a
+// replica that starts next delivers them at once.
+TEST_F(RouterJetStreamTest, StoppingFinishesTheBatchInHand) {
+  constexpr int kEvents = 6;
+  NatsConfig cfg = config();
+  NatsClient nc;
+  std::string error;
+  ASSERT_TRUE(nc.connect(cfg, error)) << error;
+  CountingEvents events;
+  RouterConfig rc;
+  rc.name = "stopping";
+  rc.grace_ms = 15000;
+  auto router = std::make_unique<Router>(rc, nc, events);
+  HeldStream held(client_, "held.>");
+  for (int n = 1; n <= kEvents; ++n) publish("orders.new", "{\"n\":" + std::to_string(n) + "}");
+  const std::string routes = R"(
+routes:
+  - name: held
+    source:
+      subject: orders.*
+      jetstream: {stream: ORDERS, durable: held, batch: 64, ackWait: 60s}
+    destinations:
+      - subject: 'held.{{ event.n }}'
+        jetstream: true
+)";
+  apply(routes, router.get());
+  ASSERT_TRUE(held.wait_held(kEvents));
+  std::thread stopper([&] { router->stop(); });
+  // Half are confirmed while the router is stopping; the others never are.
+  std::set<std::string> confirmed;
+  for (int i = 0; i < kEvents / 2; ++i) confirmed.insert(held.confirm_one());
+  stopper.join();
+  // (A NAKed event still counts as ack pending at the server until it is delivered again.)
+  ConsumerState st = consumer_state(client_, "ORDERS", "held");
+  EXPECT_EQ(st.ack_floor, static_cast<uint64_t>(kEvents / 2));
+  EXPECT_TRUE(confirmed.count("ORDERS:1:0") && confirmed.count("ORDERS:3:0"));
+  router.reset();
+
+  // The next replica gets the NAKed half at once, not after the 60 s ack wait.
+  HeldStream again(client_, "held.>");
+  NatsClient nc2;
+  ASSERT_TRUE(nc2.connect(cfg, error)) << error;
+  Router next(rc, nc2, events);
+  apply(routes, &next);
+  ASSERT_TRUE(again.wait_held(kEvents / 2, 20s));
+  std::set<std::string> redelivered;
+  for (int i = 0; i < kEvents / 2; ++i) redelivered.insert(again.confirm_one());
+  EXPECT_EQ(redelivered, (std::set<std::string>{"ORDERS:4:0", "ORDERS:5:0", "ORDERS:6:0"}));
+  ASSERT_TRUE(eventually([&] { return consumer_state(client_, "ORDERS", "held").ack_floor == kEvents; }));
+  next.stop();
+}
+
 TEST_F(RouterJetStreamTest, RetriesAPublishThenDeadLettersAfterMaxDeliver) {
   Inbox dlq(client_, "dlq.js");
   client_.flush(1000);
