@@ -65,6 +65,15 @@ routes:
     deadLetter: {subject: dlq.orders}
 )";
 
+bool eventually_at_least(const std::atomic<int>& counter, int n) {
+  auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (counter < n) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
 class RouterNatsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -204,6 +213,46 @@ namespace {
 
 // NATS hands a message to one member per queue group name, across subjects: overlapping
 // routes must not share a group, or they would split events between them.
+// SIGTERM (Router::stop) in the middle of a steady stream: every core NATS event the
+// router had received is routed and flushed before stop returns. Received, published
+// and what the subscriber downstream got are the same count.
+TEST_F(RouterNatsTest, StopRoutesAndFlushesEveryEventAlreadyReceived) {
+  Inbox out(client_, "out.>");
+  std::string error;
+  ASSERT_TRUE(router_->apply(compile(R"(
+routes:
+  - name: all
+    source: {subject: orders.*}
+    destinations:
+      - subject: 'out.{{ event.region }}'
+)", 1), error)) << error;
+  std::atomic<bool> producing{true};
+  std::atomic<int> sent{0};
+  std::thread producer([&] {
+    std::string e;
+    while (producing) {
+      std::string body = R"({"region":"eu","n":)" + std::to_string(sent.load()) + "}";
+      if (client_.publish("orders.new", {}, body, e)) ++sent;
+      if (sent % 200 == 0) std::this_thread::sleep_for(1ms);
+    }
+    client_.flush(2000);
+  });
+  ASSERT_TRUE(eventually_at_least(events_.received_, 2000));
+  router_->stop();  // while events keep coming
+  producing = false;
+  producer.join();
+  const int received = events_.received_;
+  EXPECT_GT(received, 0);
+  EXPECT_EQ(events_.published_, received) << "received but not routed before the stop returned";
+  // The flush in stop() put them on the wire: the subscriber gets every one.
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (out.size() < static_cast<size_t>(received) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(out.size(), static_cast<size_t>(received));
+  EXPECT_EQ(events_.received_, received) << "an event was taken after the stop returned";
+}
+
 TEST_F(RouterNatsTest, OverlappingRoutesEachSeeEveryEvent) {
   Inbox a(client_, "a.out");
   Inbox b(client_, "b.out");
