@@ -49,8 +49,10 @@ bool Router::apply(std::shared_ptr<const route::RouteTable> table, std::string& 
   std::unique_lock lock(mu_);
   // Subscribe to new sources before the swap, drop old ones after it: an event on a
   // source present in both tables is never missed.
+  bool subscribed = false;
   for (const auto& key : wanted) {
     if (subscriptions_.count(key)) continue;
+    subscribed = true;
     std::string sub_error;
     uint64_t id = nats_.subscribe(
         key.subject, key.queue, [this, key](const NatsMessage& m) { on_message(key, m); }, sub_error);
@@ -62,6 +64,10 @@ bool Router::apply(std::shared_ptr<const route::RouteTable> table, std::string& 
     }
     subscriptions_[key] = id;
   }
+  // A round trip, so that the server has the new interest before the table counts as
+  // applied: an event published after the heartbeat says "applied" is not missed. (Not
+  // connected: cnats subscribes again when it reconnects.)
+  if (subscribed && nats_.connected()) nats_.flush(2000);
   std::atomic_store(&table_, std::move(table));
   auto current = std::atomic_load(&table_);
   for (auto it = subscriptions_.begin(); it != subscriptions_.end();) {

@@ -6,6 +6,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <map>
+#include <set>
+#include <string>
 #include <mutex>
 #include <thread>
 
@@ -251,6 +254,72 @@ routes:
   }
   EXPECT_EQ(out.size(), static_cast<size_t>(received));
   EXPECT_EQ(events_.received_, received) << "an event was taken after the stop returned";
+}
+
+// Reloads as fast as they can be applied while a steady core NATS stream flows: a source
+// in both tables misses no event during a swap, and each event is routed by one table,
+// whole (its marker is one table's). The second table also adds and removes a route on
+// another subject, so every swap subscribes or drains one.
+TEST_F(RouterNatsTest, ReloadStormLosesNoCoreEvent) {
+  Inbox out(client_, "out.>");
+  auto table = [](const char* marker, bool extra, uint64_t generation) {
+    std::string yaml = std::string(R"(
+routes:
+  - name: steady
+    source: {subject: orders.*}
+    transform:
+      - set: {table: '")") + marker + R"("'}
+    destinations:
+      - subject: 'out.{{ event.region }}'
+)";
+    if (extra) yaml += "  - name: extra\n    source: {subject: other.*}\n    destinations:\n      - subject: elsewhere\n";
+    return compile(yaml, generation);
+  };
+  std::string error;
+  ASSERT_TRUE(router_->apply(table("a", false, 1), error)) << error;
+  constexpr int kEvents = 5000;
+  std::atomic<bool> storming{true};
+  std::atomic<int> reloads{0};
+  std::thread storm([&] {
+    uint64_t generation = 1;
+    std::string e;
+    while (storming) {
+      bool b = generation % 2 == 1;
+      if (router_->apply(table(b ? "b" : "a", b, ++generation), e)) ++reloads;
+    }
+  });
+  // At least kEvents events, and on until 300 tables were applied meanwhile.
+  int sent = 0;
+  for (; sent < kEvents || reloads < 300; ++sent) {
+    ASSERT_TRUE(client_.publish("orders.new", {}, R"({"region":"eu","n":)" + std::to_string(sent) + "}", error))
+        << error;
+    if (sent % 100 == 0) std::this_thread::sleep_for(1ms);
+    ASSERT_LT(sent, 10'000'000) << "the reloads do not progress";
+  }
+  client_.flush(2000);
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (out.size() < static_cast<size_t>(sent) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  storming = false;
+  storm.join();
+  EXPECT_EQ(out.size(), static_cast<size_t>(sent)) << "after " << reloads << " reloads";
+  std::set<int> seen;
+  std::map<std::string, int> by_table;
+  testing::Inbox::Received r;
+  while (out.next(r, 0ms)) {
+    json::Document d;
+    ASSERT_TRUE(d.parse(r.data)) << r.data;
+    seen.insert(static_cast<int>(d.number_value(d.find_member(0, "n"))));
+    ++by_table[std::string(d.string_value(d.find_member(0, "table")))];
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(sent));
+  for (int n = 0; n < sent && seen.size() < static_cast<size_t>(sent); ++n) {
+    if (seen.count(n) == 0) ADD_FAILURE() << "event " << n << " was not routed";
+  }
+  EXPECT_EQ(by_table["a"] + by_table["b"], sent);
+  EXPECT_GT(by_table["a"], 0);
+  EXPECT_GT(by_table["b"], 0);
 }
 
 TEST_F(RouterNatsTest, OverlappingRoutesEachSeeEveryEvent) {
