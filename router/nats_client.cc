@@ -154,6 +154,12 @@ NatsClient::~NatsClient() {
   sup_cv_.notify_all();
   if (supervisor_.joinable()) supervisor_.join();
   {
+    std::lock_guard lock(flush_mu_);
+    flush_stopping_ = true;
+  }
+  flush_cv_.notify_all();
+  if (flusher_.joinable()) flusher_.join();
+  {
     std::lock_guard lock(pub_mu_);
     pub_cv_.notify_all();
   }
@@ -283,6 +289,8 @@ bool NatsClient::connect(const NatsConfig& config, std::string& error) {
     generation_ = 1;
   }
   supervisor_ = std::thread([this] { supervise(); });
+  flush_on_idle_ = config_.flush_on_idle;
+  if (flush_on_idle_) flusher_ = std::thread([this] { flush_loop(); });
   return true;
 }
 
@@ -421,10 +429,41 @@ NatsMessage view_of(natsMsg* msg, NatsHeaders& headers) {
                      &headers};
 }
 
-void NatsClient::on_message(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+void NatsClient::on_message(natsConnection*, natsSubscription* sub, natsMsg* msg, void* closure) {
   NatsHeaders headers;
-  (*static_cast<Handler*>(closure))(view_of(msg, headers));
+  auto* delivery = static_cast<Delivery*>(closure);
+  delivery->handler(view_of(msg, headers));
   natsMsg_Destroy(msg);
+  NatsClient* self = delivery->client;
+  if (!self->unflushed_.load(std::memory_order_relaxed)) return;
+  int waiting = 0;
+  if (natsSubscription_GetPending(sub, &waiting, nullptr) != NATS_OK || waiting > 0) return;
+  {
+    std::lock_guard lock(self->flush_mu_);
+    self->flush_wanted_ = true;
+  }
+  self->flush_cv_.notify_one();
+}
+
+// One flush at a time: what is published while one is on its way waits for the next,
+// so a steady trickle costs at most one PING per round trip.
+void NatsClient::flush_loop() {
+  std::unique_lock lock(flush_mu_);
+  while (true) {
+    flush_cv_.wait(lock, [this] { return flush_wanted_ || flush_stopping_; });
+    if (flush_stopping_) return;
+    flush_wanted_ = false;
+    lock.unlock();
+    unflushed_.store(false, std::memory_order_relaxed);
+    {
+      std::shared_lock conn_lock(conn_mu_);
+      if (conn_ != nullptr && natsConnection_Status(conn_) == NATS_CONN_STATUS_CONNECTED) {
+        natsConnection_FlushTimeout(conn_, 1000);
+        idle_flushes_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    lock.lock();
+  }
 }
 
 natsStatus NatsClient::subscribe_on(natsConnection* conn, Subscription& s) {
@@ -444,7 +483,7 @@ natsStatus NatsClient::subscribe_on(natsConnection* conn, Subscription& s) {
 uint64_t NatsClient::subscribe(const std::string& subject, const std::string& queue, Handler handler,
                                std::string& error) {
   Subscription s;
-  s.handler = std::make_unique<Handler>(std::move(handler));
+  s.handler = std::make_unique<Delivery>(Delivery{this, std::move(handler)});
   s.subject = subject;
   s.queue = queue;
   std::shared_lock conn_lock(conn_mu_);
@@ -503,6 +542,7 @@ bool NatsClient::publish(std::string_view subject, const NatsHeaders& headers, s
     s = natsConnection_PublishMsg(conn_, m);
   }
   natsMsg_Destroy(m);
+  if (s == NATS_OK && flush_on_idle_) unflushed_.store(true, std::memory_order_relaxed);
   if (s != NATS_OK) {
     error = "publish " + subj + ": " + status_text(s);
     return false;

@@ -57,6 +57,11 @@ struct NatsConfig {
   // A closed connection is rebuilt after this wait, doubling up to the maximum.
   int64_t rebuild_wait_ms = 1000;
   int64_t rebuild_max_wait_ms = 15000;
+  // Write what handlers published as soon as a subscription has no message waiting,
+  // instead of when cnats' flusher next runs (it lets a millisecond pass to gather more):
+  // an event that arrives alone leaves at once, while a busy stream is still written in
+  // large batches. The write is a flush (PING/PONG) on a thread of its own.
+  bool flush_on_idle = true;
 };
 
 using NatsHeaders = std::vector<std::pair<std::string, std::string>>;
@@ -124,6 +129,8 @@ class NatsClient {
     uint64_t confirmed = 0, failed = 0, duplicates = 0;  // duplicates: dropped by Nats-Msg-Id
   };
   JsPublishStats js_publish_stats() const;
+  // Flushes made because a subscription ran out of waiting messages (flush_on_idle).
+  uint64_t idle_flushes() const { return idle_flushes_.load(std::memory_order_relaxed); }
 
   bool flush(int64_t timeout_ms);
 
@@ -159,10 +166,15 @@ class NatsClient {
   jsCtx* jetstream();
 
  private:
+  // Subscription callbacks find their client and handler here.
+  struct Delivery {
+    NatsClient* client;
+    Handler handler;
+  };
   struct Subscription {
     uint64_t id = 0;
     natsSubscription* sub = nullptr;
-    std::unique_ptr<Handler> handler;
+    std::unique_ptr<Delivery> handler;
     std::string subject, queue;
   };
   struct InFlight {
@@ -172,6 +184,7 @@ class NatsClient {
   };
   enum class Opened { Connected, Pending, Refused };
   static void on_message(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
+  void flush_loop();
   static void on_closed(natsConnection*, void* closure);
   static void on_js_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* err, void* closure);
   // Makes a connection from `config`; on Refused (or a bad configuration) `error` says why.
@@ -210,6 +223,16 @@ class NatsClient {
   std::chrono::steady_clock::time_point closed_since_{};  // epoch: not closed
   std::string closed_reason_;
   std::thread supervisor_;
+
+  // Flush on idle (NatsConfig::flush_on_idle).
+  bool flush_on_idle_ = false;           // set once, by connect()
+  std::atomic<bool> unflushed_{false};  // a core publish since the last flush began
+  std::mutex flush_mu_;
+  std::condition_variable flush_cv_;
+  bool flush_wanted_ = false;
+  bool flush_stopping_ = false;
+  std::atomic<uint64_t> idle_flushes_{0};
+  std::thread flusher_;
 };
 
 // Reads a whole small file (a password, a token), trimming one trailing newline.

@@ -46,6 +46,7 @@ const char* const kRunUsage = R"(usage: switchboard-router run (--routes FILE | 
   --nats-tls-key FILE        client key                                   SWITCHBOARD_NATS_TLS_KEY
   --nats-unhealthy-after DUR /healthz fails once NATS refused us (2m)    SWITCHBOARD_NATS_UNHEALTHY_AFTER
   --jetstream-max-inflight N JetStream publishes awaiting an ack (256)    SWITCHBOARD_JETSTREAM_MAX_INFLIGHT
+  --nats-flush-on-idle BOOL  write at once when no event waits (true)     SWITCHBOARD_NATS_FLUSH_ON_IDLE
 
 With --configmap the router reads the ConfigMap through the Kubernetes API: with
 --kubeconfig if given, else in cluster from the service account (SWITCHBOARD_SA_DIR
@@ -158,6 +159,7 @@ bool parse_run_options(const std::vector<std::string>& args, RunOptions& o, std:
       {"--nats-tls-key", env("SWITCHBOARD_NATS_TLS_KEY")},
       {"--nats-unhealthy-after", env("SWITCHBOARD_NATS_UNHEALTHY_AFTER")},
       {"--jetstream-max-inflight", env("SWITCHBOARD_JETSTREAM_MAX_INFLIGHT")},
+      {"--nats-flush-on-idle", env("SWITCHBOARD_NATS_FLUSH_ON_IDLE")},
   };
   for (size_t i = 0; i < args.size(); ++i) {
     auto it = flags.find(args[i]);
@@ -233,6 +235,13 @@ bool parse_run_options(const std::vector<std::string>& args, RunOptions& o, std:
       return false;
     }
     o.nats.js_max_inflight = v;
+  }
+  if (const std::string& b = flags["--nats-flush-on-idle"]; !b.empty()) {
+    if (b != "true" && b != "false") {
+      error = "--nats-flush-on-idle: expected true or false, got '" + b + "'";
+      return false;
+    }
+    o.nats.flush_on_idle = b == "true";
   }
   o.nats.nkey_seed_file = flags["--nats-nkey-seed-file"];
   o.nats.creds_file = flags["--nats-creds-file"];

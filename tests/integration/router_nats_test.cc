@@ -322,6 +322,36 @@ routes:
   EXPECT_GT(by_table["b"], 0);
 }
 
+// An event that arrives alone is written out as soon as it is routed (a flush once the
+// subscription has nothing waiting), not when cnats' flusher next runs; without the
+// option no such flush is made.
+TEST_F(RouterNatsTest, ALoneEventIsFlushedAtOnce) {
+  Inbox out(client_, "out.>");
+  std::string error;
+  ASSERT_TRUE(router_->apply(compile(kRoutes, 1), error)) << error;
+  const uint64_t before = router_nc_.idle_flushes();
+  publish("orders.new", R"({"amount": 150.0, "region": "eu"})");
+  testing::Inbox::Received r;
+  ASSERT_TRUE(out.next(r));
+  EXPECT_GE(router_nc_.idle_flushes(), before + 1);
+
+  NatsConfig cfg;
+  cfg.urls = {server_.url()};
+  cfg.flush_on_idle = false;
+  NatsClient batched;
+  ASSERT_TRUE(batched.connect(cfg, error)) << error;
+  RouterConfig rc;
+  rc.name = "batched";
+  CountingEvents events;
+  Router other(rc, batched, events);
+  ASSERT_TRUE(other.apply(compile(kRoutes, 1), error)) << error;
+  publish("orders.new", R"({"amount": 150.0, "region": "eu"})");
+  ASSERT_TRUE(out.next(r));
+  ASSERT_TRUE(out.next(r));  // both routers routed it
+  EXPECT_EQ(batched.idle_flushes(), 0u);
+  other.stop();
+}
+
 TEST_F(RouterNatsTest, OverlappingRoutesEachSeeEveryEvent) {
   Inbox a(client_, "a.out");
   Inbox b(client_, "b.out");
