@@ -1,24 +1,25 @@
 #!/usr/bin/env bash
 # Every query of dashboards/switchboard.json, run by a real Prometheus against real
-# routers. On free loopback ports it starts a nats-server with JetStream, two
-# switchboard-router pods of one router on the example routes plus a JetStream route,
-# and a Prometheus scraping both every second with the target labels a cluster gives
-# them (namespace, router, pod) and loading dashboards/alerts.yaml. It publishes the
-# example events, reloads one pod's routes, and then:
-#   - checks that every metric router/metrics.cc registers was scraped and is used by a
-#     panel;
+# routers and a real controller. On free loopback ports it starts a nats-server with
+# JetStream, two switchboard-router pods of one router on the example routes plus a
+# JetStream route, a control plane (etcd and kube-apiserver, tests/support/
+# control_plane.sh) with a switchboard-controller reconciling that router's EventRouter
+# and the example EventRoutes (it hears the two pods' heartbeats), and a Prometheus
+# scraping them every second with the target labels a cluster gives them (namespace,
+# router, pod; honor_labels for the controller) and loading dashboards/alerts.yaml. It
+# publishes the example events, reloads one pod's routes, and then:
+#   - checks that every metric router/metrics.cc and controller/metrics.cc register was
+#     scraped and is used by a panel;
 #   - resolves the dashboard's variables with their own label_values() queries;
 #   - runs every panel target, variables substituted as Grafana would, through
-#     /api/v1/query and fails when a query is refused or returns no series;
+#     /api/v1/query and fails when a query is refused, returns no series, or only NaN;
 #   - checks that every alert rule evaluates without error, that
-#     SwitchboardDeadLetters fires for the dead-lettered example events, and that the
-#     generation difference between the pods does not count as table skew.
+#     SwitchboardDeadLetters fires for the dead-lettered example events, that the
+#     generation difference between the pods does not count as table skew, and that the
+#     controller alerts stay quiet while it leads without errors.
 #
-# Usage: dashboard_test.sh --router BIN --nats-tool BIN [--expect-absent PREFIX]...
-#                          [--dashboard FILE]
-#   --expect-absent PREFIX: targets whose metrics start with PREFIX must be valid and
-#   return nothing (metrics of a component that does not exist yet); they fail once the
-#   metrics appear, so that the flag is removed.
+# Usage: dashboard_test.sh --router BIN --nats-tool BIN --controller BIN [--dashboard FILE]
+#   kube-apiserver, etcd and kubectl come from scripts/test-tools.sh's cache.
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,18 +27,18 @@ dashboard=$src/dashboards/switchboard.json
 alerts=$src/dashboards/alerts.yaml
 router_bin=""
 nats_tool=""
-absent_prefixes=()
-usage() { echo "usage: $0 --router BIN --nats-tool BIN [--expect-absent PREFIX]... [--dashboard FILE]" >&2; exit 2; }
+controller_bin=""
+usage() { echo "usage: $0 --router BIN --nats-tool BIN --controller BIN [--dashboard FILE]" >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --router) router_bin=${2:?}; shift 2 ;;
     --nats-tool) nats_tool=${2:?}; shift 2 ;;
-    --expect-absent) absent_prefixes+=("${2:?}"); shift 2 ;;
+    --controller) controller_bin=${2:?}; shift 2 ;;
     --dashboard) dashboard=${2:?}; shift 2 ;;
     *) usage ;;
   esac
 done
-[[ -x $router_bin && -x $nats_tool ]] || usage
+[[ -x $router_bin && -x $nats_tool && -x $controller_bin ]] || usage
 
 need() {
   local path
@@ -52,13 +53,17 @@ nats_server=$(need nats-server /usr/sbin/nats-server)
 prometheus=$(need prometheus /usr/bin/prometheus)
 need jq >/dev/null
 need curl >/dev/null
+kubectl_bin=$("$src/scripts/test-tools.sh" paths 2>/dev/null | sed -n 's/^KUBECTL=//p')
+[[ -x $kubectl_bin ]] || { echo "FAIL: kubectl is not built; run scripts/test-tools.sh" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-dashboard.XXXXXX")
 pids=()
+cp_dir=$work/cp
 cleanup() {
   local pid
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  "$src/tests/support/control_plane.sh" stop "$cp_dir" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -90,6 +95,11 @@ wait_for() {
   "$@" >/dev/null 2>&1 || die "timed out after ${seconds}s waiting for $what"
 }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# --- the control plane, started now and waited for before the controller starts --------
+"$src/tests/support/control_plane.sh" start "$cp_dir" >"$work/cp.env" 2>"$work/control-plane.log" &
+cp_starter=$!
+pids+=("$cp_starter")
 
 # --- NATS with JetStream --------------------------------------------------------------
 nats_port=$("$nats_tool" free-port)
@@ -153,6 +163,21 @@ for port in "${metrics_ports[@]}"; do
     bash -c "[[ \$(curl -s 127.0.0.1:$port/readyz) == ready ]]"
 done
 
+# --- the controller ------------------------------------------------------------------------
+# Out of cluster with the admin kubeconfig (tests/helm/chart_test.sh runs it from the Helm
+# chart's Deployment with its own ServiceAccount); what matters here is its metrics.
+wait "$cp_starter" || die "the control plane did not start"
+kubectl() { "$kubectl_bin" --kubeconfig "$cp_dir/kubeconfig" "$@"; }
+kubectl apply --server-side -f "$src/crds" >/dev/null || die "could not apply crds/"
+kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null || die "the CRDs are not established"
+kubectl create namespace sbtest >/dev/null
+controller_port=$("$nats_tool" free-port)
+"$controller_bin" --kubeconfig "$cp_dir/kubeconfig" --metrics-addr "127.0.0.1:$controller_port" \
+  --leader-elect=true --leader-election-namespace sbtest --pod-name controller-0 --retry-period 1s \
+  --log-level warn 2>"$work/controller.log" &
+pids+=($!)
+wait_for 30 "controller /readyz on port $controller_port" curl -sf "127.0.0.1:$controller_port/readyz"
+
 # --- Prometheus -------------------------------------------------------------------------
 prom_port=$("$nats_tool" free-port)
 prom=http://127.0.0.1:$prom_port
@@ -171,6 +196,13 @@ scrape_configs:
         labels: {namespace: sbtest, router: dash, pod: dash-0}
       - targets: ['127.0.0.1:${metrics_ports[1]}']
         labels: {namespace: sbtest, router: dash, pod: dash-1}
+  - job_name: switchboard-controller
+    # routers_pods names its EventRouter with namespace and router labels of its own
+    # (docs/observability.md, "Labels").
+    honor_labels: true
+    static_configs:
+      - targets: ['127.0.0.1:$controller_port']
+        labels: {namespace: switchboard-system, pod: switchboard-controller-0}
 EOF
 "$prometheus" --config.file "$work/prometheus.yml" --storage.tsdb.path "$work/tsdb" \
   --web.listen-address "127.0.0.1:$prom_port" --log.level warn >"$work/prometheus.log" 2>&1 &
@@ -186,6 +218,22 @@ at_least() { local v; v=$(value "$1"); [[ -n $v ]] && awk -v v="$v" -v m="$2" 'B
 # Samples before the events, so that rates and increases of the series that exist from
 # the start see the events arrive.
 wait_for 30 "both routers scraped" at_least 'sum(up{job="switchboard-router"})' 2
+wait_for 30 "the controller scraped" at_least 'sum(up{job="switchboard-controller"})' 1
+
+# --- what the controller reconciles: the routers' EventRouter and the example routes -----
+# The routes of examples/routes.yaml as objects (examples/k8s/routes.yaml), run by
+# EventRouter sbtest/dash: the controller hears the two pods' heartbeats on the test's
+# nats-server.
+kubectl apply -n sbtest -f - >/dev/null <<YAML || die "could not create EventRouter sbtest/dash"
+apiVersion: switchboard.dev/v1alpha1
+kind: EventRouter
+metadata: {name: dash}
+spec:
+  replicas: 2
+  nats: {urls: ["$nats_url"]}
+YAML
+sed 's/^  router: orders$/  router: dash/' "$src/examples/k8s/routes.yaml" | kubectl apply -n sbtest -f - >/dev/null ||
+  die "could not apply examples/k8s/routes.yaml"
 
 # --- events -------------------------------------------------------------------------------
 "$nats_tool" pub --nats "$nats_url" --events "$src/examples/events.jsonl" ||
@@ -204,13 +252,18 @@ printf '# reloaded by dashboard_test.sh\n' >>"$work/routes-1.yaml"
 wait_for 30 "dash-1 at generation 2" \
   at_least 'switchboard_router_route_table_generation{pod="dash-1"}' 2
 wait_for 30 "acks pending reported" at_least 'count(switchboard_router_jetstream_ack_pending)' 1
+wait_for 30 "the controller counting both pods" \
+  at_least 'switchboard_controller_routers_pods{namespace="sbtest",router="dash",state="applied"}' 2
+wait_for 30 "EventRoutes reconciled" \
+  at_least 'sum(switchboard_controller_reconcile_total{kind="EventRoute",result="success"})' 1
 sleep 2  # a couple more scrapes after the last change, for the rates
 
-# --- every router metric is scraped and on the dashboard ---------------------------------
-echo "== router metrics (router/metrics.cc)"
-families=$(grep -o '\.Name("switchboard_router_[a-z0-9_]*")' "$src/router/metrics.cc" |
-  sed 's/.*("\(.*\)")/\1/' | sort -u)
-[[ -n $families ]] || die "no metric names found in router/metrics.cc"
+# --- every router and controller metric is scraped and on the dashboard ----------------
+echo "== metrics (router/metrics.cc, controller/metrics.cc)"
+families=$(grep -ho '\.Name("switchboard_\(router\|controller\)_[a-z0-9_]*")' "$src/router/metrics.cc" \
+  "$src/controller/metrics.cc" | sed 's/.*("\(.*\)")/\1/' | sort -u)
+grep -q '^switchboard_router_' <<<"$families" || die "no metric names found in router/metrics.cc"
+grep -q '^switchboard_controller_' <<<"$families" || die "no metric names found in controller/metrics.cc"
 exprs=$(jq -r '[.panels[] | ., (.panels // [])[]] | .[] | .targets // [] | .[] | .expr' "$dashboard")
 for family in $families; do
   # A histogram is stored as _bucket, _sum and _count.
@@ -282,7 +335,6 @@ jq '[.panels[] | ., (.panels // [])[]] | map(select(.type != "row"))' "$dashboar
 [[ $(jq '[.[].id] | length == (unique | length)' "$work/panels.json") == true ]] || fail "panel ids are not unique"
 npanels=$(jq length "$work/panels.json")
 checked=0
-absent=0
 for ((p = 0; p < npanels; p++)); do
   title=$(jq -r ".[$p].title" "$work/panels.json")
   [[ $(jq -r ".[$p].datasource.uid // \"\"" "$work/panels.json") == '${datasource}' ]] ||
@@ -299,34 +351,25 @@ for ((p = 0; p < npanels; p++)); do
       fail "panel '$title' $ref: a variable the test does not know is left: $expr"
       continue
     fi
-    expect_absent=no
-    for metric in $(grep -oE 'switchboard_[a-z0-9_]+' <<<"$expr" | sort -u); do
-      for prefix in "${absent_prefixes[@]}"; do
-        [[ $metric == "$prefix"* ]] && expect_absent=yes
-      done
-    done
     answer=$(query "$expr")
     if [[ $(jq -r '.status' <<<"$answer" 2>/dev/null) != success ]]; then
       fail "panel '$title' $ref: Prometheus refused the query: $(jq -r '.error // .' <<<"$answer" 2>/dev/null || echo "$answer")"$'\n'"      $expr"
       continue
     fi
     n=$(jq '.data.result | length' <<<"$answer")
-    if [[ $expect_absent == yes ]]; then
-      if [[ $n -gt 0 ]]; then
-        fail "panel '$title' $ref: returned $n series though expected absent; drop --expect-absent for these metrics"
-      else
-        echo "   ok  $title [$ref]: valid, no series (expected absent)"
-        absent=$((absent + 1))
-      fi
-    elif [[ $n -eq 0 ]]; then
+    # A quantile or a share of nothing is NaN: a series, but no data.
+    numbers=$(jq '[.data.result[].value[1] | select(. != "NaN")] | length' <<<"$answer")
+    if [[ $n -eq 0 ]]; then
       fail "panel '$title' $ref: no series"$'\n'"      $expr"
+    elif [[ $numbers -eq 0 ]]; then
+      fail "panel '$title' $ref: $n series, every value NaN"$'\n'"      $expr"
     else
-      echo "   ok  $title [$ref]: $n series"
+      echo "   ok  $title [$ref]: $n series, $numbers with a number"
     fi
     checked=$((checked + 1))
   done
 done
-echo "   $npanels panels, $checked queries checked ($absent expected absent: ${absent_prefixes[*]:-none})"
+echo "   $npanels panels, $checked queries checked"
 
 # --- the route table skew the dashboard shows, and the alert that must not fire -----------
 skew=$(value "max by (router) (switchboard_router_route_table_generation{router=\"dash\"}) - min by (router) (switchboard_router_route_table_generation{router=\"dash\"})")
@@ -373,9 +416,16 @@ if curl -sf "$prom/api/v1/alerts" | jq -e '.data.alerts[] | select(.labels.alert
 else
   echo "   SwitchboardRouteTableSkew quiet: generations differ, the table does not"
 fi
+for alert in SwitchboardControllerNoLeader SwitchboardControllerReconcileErrors; do
+  if curl -sf "$prom/api/v1/alerts" | jq -e --arg a "$alert" '.data.alerts[] | select(.labels.alertname == $a)' >/dev/null; then
+    fail "$alert is pending or firing though the controller leads and reconciles without errors"
+  else
+    echo "   $alert quiet: the controller leads, no reconcile errors"
+  fi
+done
 
 if [[ $failures -gt 0 ]]; then
   echo "$failures check(s) failed" >&2
   exit 1
 fi
-echo "ok: every panel query of dashboards/switchboard.json runs on the real router's metrics"
+echo "ok: every panel query of dashboards/switchboard.json runs on the real routers' and controller's metrics"

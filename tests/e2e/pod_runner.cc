@@ -578,6 +578,7 @@ void PodRunner::start(const std::string& ns, const std::string& deployment) {
     fs::create_directories(dir);
     auto pod = std::make_unique<Pod>();
     pod->plan = plan_pod(d, i, inputs, options_, dir, free_port);
+    if (options_.adjust) options_.adjust(pod->plan);
     // Only the container's environment, in the pod's folder: nothing of the test's leaks in.
     std::vector<std::string> argv = {"/usr/bin/env", "-i", "-C", dir};
     argv.insert(argv.end(), pod->plan.env.begin(), pod->plan.env.end());

@@ -70,6 +70,8 @@ class PodError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+struct PodPlan;
+
 struct PodRunnerOptions {
   std::string binary;              // the local switchboard-router, for the container's image
   std::string container = "router";
@@ -78,6 +80,10 @@ struct PodRunnerOptions {
   std::string ca_pem;                  // the cluster's CA: ca.crt of the service account folder
   std::string work_dir;                // parent of the pods' folders; empty: a new temp folder
   bool keep_work_dir = false;          // keep logs and files after the runner goes
+  // Called with each replica's plan before its process starts, for what a test must
+  // substitute beyond the above (a program that reads its service account only from the
+  // in-cluster path gets a kubeconfig instead, say). Empty: the plan as resolved.
+  std::function<void(PodPlan&)> adjust;
 };
 
 // How one replica is started: the result of resolving the pod template.
