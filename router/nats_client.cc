@@ -725,6 +725,14 @@ void NatsClient::expire_publishes(bool everything, uint64_t generation_below) {
   }
 }
 
+bool NatsClient::wait_for_publishes(int64_t timeout_ms) {
+  std::unique_lock lock(pub_mu_);
+  return pub_cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(0, timeout_ms)),
+                          [this] { return inflight_.empty(); });
+}
+
+void NatsClient::abandon_publishes() { expire_publishes(true, 0); }
+
 NatsClient::JsPublishStats NatsClient::js_publish_stats() const {
   JsPublishStats st;
   {

@@ -129,6 +129,11 @@ class NatsClient {
     uint64_t confirmed = 0, failed = 0, duplicates = 0;  // duplicates: dropped by Nats-Msg-Id
   };
   JsPublishStats js_publish_stats() const;
+  // Waits until no JetStream publish waits for its answer; false after `timeout_ms`.
+  bool wait_for_publishes(int64_t timeout_ms);
+  // Fails every publish still waiting for its answer now: their `done` runs before this
+  // returns (for a caller that is going away).
+  void abandon_publishes();
   // Flushes made because a subscription ran out of waiting messages (flush_on_idle).
   uint64_t idle_flushes() const { return idle_flushes_.load(std::memory_order_relaxed); }
 

@@ -108,7 +108,7 @@ void Router::on_message(const SourceKey& key, const NatsMessage& m) {
   for (uint32_t i = 0; i < routes.size(); ++i) {
     const auto& spec = routes[i].spec;
     if (!spec.source.jetstream && spec.source.subject.text == key.subject && queue_for(spec) == key.queue) {
-      deliver(*table, i, msg, Delivery{});
+      deliver(table, i, msg);
     }
   }
 }
@@ -170,35 +170,67 @@ void Router::dead_letter(const route::RouteSpec& spec, const route::Result& r, c
   }
 }
 
-Disposition Router::deliver(const route::RouteTable& table, uint32_t index, const route::Message& msg,
-                            const Delivery& how) {
+// One JetStream event whose destination publishes are in flight.
+struct Router::PendingEvent {
+  std::shared_ptr<const route::RouteTable> table;  // keeps the route's spec alive
+  uint32_t index = 0;
+  route::Message msg;
+  Delivery how;
+  route::Result result;
+  JetStreamConsumer::Settle settle;
+  std::chrono::steady_clock::time_point t0;
+  std::mutex mu;
+  size_t outstanding = 1;  // publishes in flight, plus one held while they are being sent
+  bool failed = false;
+  size_t failed_index = 0;
+  std::string error;
+  // The event itself, for sources whose message does not outlive the callback.
+  std::string owned_subject, owned_payload;
+  route::Headers owned_headers;
+};
+
+void Router::deliver(const std::shared_ptr<const route::RouteTable>& table, uint32_t index,
+                     const route::Message& msg) {
   thread_local route::Processor processor;
-  const auto& spec = table.routes()[index].spec;
+  const auto& spec = table->routes()[index].spec;
   auto t0 = std::chrono::steady_clock::now();
   totals_.received.fetch_add(1, std::memory_order_relaxed);
   events_.received(spec.name);
-  route::Result r = processor.process_route(table, index, msg);
+  route::Result r = processor.process_route(*table, index, msg);
+  const Delivery how{};
+  bool has_jetstream = false;
+  for (const auto& out : r.outputs) has_jetstream = has_jetstream || out.jetstream;
+  if (r.outcome == route::Result::Outcome::Published && has_jetstream) {
+    auto p = std::make_shared<PendingEvent>();
+    p->table = table;
+    p->index = index;
+    // The cnats message goes when this returns: the event is copied for its dead letter.
+    p->owned_subject.assign(msg.subject);
+    p->owned_payload.assign(msg.payload);
+    if (msg.headers != nullptr) p->owned_headers = *msg.headers;
+    p->msg = route::Message{p->owned_subject, msg.headers != nullptr ? &p->owned_headers : nullptr,
+                            p->owned_payload};
+    p->how = how;
+    p->result = std::move(r);
+    p->settle = [](Disposition) {};  // nothing to acknowledge on core NATS
+    p->t0 = t0;
+    send_outputs(p);
+    return;
+  }
   bool publish_failed = false;
-  if (r.outcome == route::Result::Outcome::Published) {
-    for (size_t i = 0; i < r.outputs.size(); ++i) {
-      const auto& out = r.outputs[i];
-      std::string error;
-      bool ok = out.jetstream
-                    ? nats_.js_publish(out.subject, out.headers, out.payload,
-                                       how.id_base.empty() ? std::string() : how.id_base + ":" + std::to_string(i),
-                                       kJetStreamPublishTimeoutMs, error)
-                    : nats_.publish(out.subject, out.headers, out.payload, error);
-      if (!ok) {
-        r.outcome = route::Result::Outcome::Failed;
-        r.reason = route::FailureReason::Destination;
-        r.step = "destinations[" + std::to_string(i) + "]";
-        r.error = error;
-        publish_failed = true;
-        break;
-      }
+  for (size_t i = 0; r.outcome == route::Result::Outcome::Published && i < r.outputs.size(); ++i) {
+    const auto& out = r.outputs[i];
+    std::string error;
+    if (!nats_.publish(out.subject, out.headers, out.payload, error)) {
+      r.outcome = route::Result::Outcome::Failed;
+      r.reason = route::FailureReason::Destination;
+      r.step = "destinations[" + std::to_string(i) + "]";
+      r.error = error;
+      publish_failed = true;
+      break;
     }
   }
-  return conclude(spec, r, msg, how, publish_failed, t0);
+  conclude(spec, r, msg, how, publish_failed, t0);
 }
 
 Disposition Router::conclude(const route::RouteSpec& spec, route::Result& r, const route::Message& msg,
@@ -228,21 +260,6 @@ Disposition Router::conclude(const route::RouteSpec& spec, route::Result& r, con
   return disposition;
 }
 
-// One JetStream event whose destination publishes are in flight.
-struct Router::PendingEvent {
-  std::shared_ptr<const route::RouteTable> table;  // keeps the route's spec alive
-  uint32_t index = 0;
-  route::Message msg;
-  Delivery how;
-  route::Result result;
-  JetStreamConsumer::Settle settle;
-  std::chrono::steady_clock::time_point t0;
-  std::mutex mu;
-  size_t outstanding = 1;  // publishes in flight, plus one held while they are being sent
-  bool failed = false;
-  size_t failed_index = 0;
-  std::string error;
-};
 
 void Router::deliver_jetstream(std::shared_ptr<const route::RouteTable> table, uint32_t index,
                                const route::Message& msg, const Delivery& how, JetStreamConsumer::Settle settle) {
@@ -279,6 +296,11 @@ void Router::deliver_jetstream(std::shared_ptr<const route::RouteTable> table, u
   p->result = std::move(r);
   p->settle = std::move(settle);
   p->t0 = t0;
+  send_outputs(p);
+}
+
+void Router::send_outputs(const std::shared_ptr<PendingEvent>& p) {
+  const Delivery& how = p->how;
   // Whoever brings `outstanding` to zero concludes the event and settles it.
   auto finish_one = [this](const std::shared_ptr<PendingEvent>& ev, size_t i, bool ok, const std::string& error) {
     {
@@ -416,6 +438,9 @@ void Router::stop() {
   }
   // Stop taking events, let handlers finish what they hold, flush what they published.
   nats_.drain(left(heartbeat_reserve));
+  // JetStream publishes of core NATS events still waiting for their answer: counted (and
+  // dead-lettered when refused) before this router goes; given up on when the grace is over.
+  if (!nats_.wait_for_publishes(left(heartbeat_reserve))) nats_.abandon_publishes();
   {
     std::lock_guard lock(mu_);
     status_.state = status_.state == "applied" ? "stopped" : status_.state;

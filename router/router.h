@@ -104,16 +104,20 @@ class Router {
     bool last_attempt = true;
     std::string id_base;
   };
-  // Runs one route for one event and publishes what comes out. Retry means: a publish
-  // failed and JetStream will deliver the event again.
-  Disposition deliver(const route::RouteTable& table, uint32_t index, const route::Message& msg,
-                      const Delivery& how);
+  // Runs one route for one event from a core NATS subscription and publishes what comes
+  // out. JetStream destinations are published without waiting (within the client's
+  // in-flight bound), from a copy of the event, so the subscription takes the next one
+  // meanwhile; a refused publish is dead-lettered once its answer comes.
+  void deliver(const std::shared_ptr<const route::RouteTable>& table, uint32_t index, const route::Message& msg);
   // The same for an event from a JetStream consumer: JetStream destinations are published
   // without waiting (within the client's in-flight bound), and `settle` runs once every
   // publish of the event is confirmed or one has failed. `msg` must stay valid until then.
   void deliver_jetstream(std::shared_ptr<const route::RouteTable> table, uint32_t index, const route::Message& msg,
                          const Delivery& how, JetStreamConsumer::Settle settle);
   struct PendingEvent;
+  // Sends an event's outputs; whoever brings its count of publishes in flight to zero
+  // concludes the event and settles it.
+  void send_outputs(const std::shared_ptr<PendingEvent>& p);
   // Counts an event's outcome and dead-letters a failed one that will not be retried.
   Disposition conclude(const route::RouteSpec& spec, route::Result& r, const route::Message& msg,
                        const Delivery& how, bool publish_failed, std::chrono::steady_clock::time_point t0);

@@ -431,6 +431,61 @@ routes:
   next.stop();
 }
 
+// A core NATS source with a JetStream destination: publishes go out without waiting for
+// one another (the in-flight bound holds them), every event lands in the stream once, and
+// one the stream refuses is dead-lettered with the stream's error once the answer comes.
+TEST_F(RouterJetStreamTest, CoreSourceToJetStreamDestination) {
+  constexpr int kEvents = 2000;
+  Inbox dlq(client_, "dlq.core");
+  client_.flush(1000);
+  apply(R"(
+routes:
+  - name: core-to-js
+    source: {subject: 'core.*'}
+    destinations:
+      - subject: 'out.{{ event.kind }}'
+        jetstream: true
+    deadLetter: {subject: dlq.core}
+)");
+  std::string error;
+  for (int n = 0; n < kEvents; ++n) {
+    ASSERT_TRUE(client_.publish("core.new", {}, R"({"kind":"ok","n":)" + std::to_string(n) + "}", error)) << error;
+  }
+  ASSERT_TRUE(client_.publish("core.new", {}, R"({"kind":"last","n":-1})", error)) << error;
+  client_.flush(2000);
+  ASSERT_TRUE(eventually([&] { return stream_messages(client_, "OUT") >= kEvents + 1; }))
+      << stream_messages(client_, "OUT");
+  EXPECT_EQ(stream_messages(client_, "OUT"), static_cast<uint64_t>(kEvents + 1));
+  ASSERT_TRUE(eventually([&] { return events_.published_ == kEvents + 1; })) << events_.published_;
+  EXPECT_GT(router_nc_.js_publish_stats().max_inflight, 1) << "publishes waited for one another";
+  EXPECT_EQ(dlq.size(), 0u);
+}
+
+// The same, with a destination no stream listens on: the publish is refused (no
+// responders), and the event is dead-lettered with reason destination.
+TEST_F(RouterJetStreamTest, CoreSourceRefusedJetStreamPublishIsDeadLettered) {
+  Inbox dlq(client_, "dlq.core");
+  client_.flush(1000);
+  apply(R"(
+routes:
+  - name: core-to-nowhere
+    source: {subject: 'core.*'}
+    destinations:
+      - subject: 'nowhere.{{ event.kind }}'
+        jetstream: true
+    deadLetter: {subject: dlq.core}
+)");
+  std::string error;
+  ASSERT_TRUE(client_.publish("core.new", {}, R"({"kind":"x"})", error)) << error;
+  client_.flush(2000);
+  Inbox::Received r;
+  ASSERT_TRUE(dlq.next(r, 15s));
+  EXPECT_EQ(header(r.headers, "switchboard-reason"), "destination");
+  EXPECT_NE(r.data.find(R"("route":"core-to-nowhere")"), std::string::npos) << r.data;
+  EXPECT_NE(r.data.find(R"("kind":"x")"), std::string::npos) << "the original event, copied: " << r.data;
+  EXPECT_EQ(events_.failed_, 1);
+}
+
 TEST_F(RouterJetStreamTest, RetriesAPublishThenDeadLettersAfterMaxDeliver) {
   Inbox dlq(client_, "dlq.js");
   client_.flush(1000);

@@ -333,6 +333,11 @@ TEST_F(RouterNatsTest, ALoneEventIsFlushedAtOnce) {
   publish("orders.new", R"({"amount": 150.0, "region": "eu"})");
   testing::Inbox::Received r;
   ASSERT_TRUE(out.next(r));
+  // (The flush runs on a thread of its own: under load it can come just after.)
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (router_nc_.idle_flushes() < before + 1 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
   EXPECT_GE(router_nc_.idle_flushes(), before + 1);
 
   NatsConfig cfg;
