@@ -391,6 +391,12 @@ bool NatsClient::rebuild(std::string& error) {
     old_js = std::exchange(js_, nullptr);
     old_ajs = std::exchange(ajs_, nullptr);
     old_generation = generation_++;
+    {
+      // Usable again from this moment: whoever sees the new connection sees it open.
+      std::lock_guard sup(sup_mu_);
+      closed_since_ = Clock::time_point{};
+      closed_reason_.clear();
+    }
     std::lock_guard subs_lock(mu_);
     for (auto& s : subs_) {
       old_subs.push_back(std::exchange(s.sub, nullptr));
