@@ -250,6 +250,13 @@ struct Goal {
   bool measured, met;
 };
 
+// A goal's measured value in its unit: "0.72×", "183 µs", "54.1 MiB".
+std::string goal_value(double v, const std::string& unit) {
+  if (unit == "×") return fixed(v, 2) + "×";
+  if (unit == "µs") return micros(v) + " µs";
+  return fixed(v, 1) + " " + unit;
+}
+
 std::string stat_json(const Stat& s) {
   std::string out = "{\"median\":" + num(s.median) + ",\"min\":" + num(s.min) + ",\"max\":" + num(s.max) + ",\"values\":[";
   for (size_t i = 0; i < s.values.size(); ++i) out += (i ? "," : "") + num(s.values[i]);
@@ -308,6 +315,12 @@ int write_command(const std::string& meta_path, const std::string& trials_path, 
     ratio_goal("filter+transform route ≥ 60% of the cnats pass-through relay (events in/s)", "cnats-relay", 0.6);
     ratio_goal("filter+transform route ≥ 2× the Go relay (events in/s)", "go-relay", 2.0);
     ratio_goal("filter+transform route ≥ 5× the Node.js relay (events in/s)", "node-relay", 5.0);
+    if (known("sb-100routes")) {
+      double mib = median_of(cell("sb-100routes", size), "vmhwm_mib");
+      bool measured = std::isfinite(mib);
+      goals.push_back(Goal{"peak resident memory with 100 routes under load ≤ 50 MB: sb-100routes", size, mib, 50,
+                           "MiB", measured, measured && mib <= 50});
+    }
     for (const char* id : {"sb-pass", "sb-filter", "sb-transform"}) {
       if (!known(id)) continue;
       double v = median_of(cell(id, size), "added.p99_us");
@@ -406,8 +419,8 @@ int write_command(const std::string& meta_path, const std::string& trials_path, 
   }
   md += "#### Goals (reported, not asserted)\n\n| Goal | Size | Result | Target | |\n|---|---|---|---|---|\n";
   for (const Goal& g : goals) {
-    std::string v = !g.measured ? "–" : g.unit == "×" ? fixed(g.value, 2) + "×" : micros(g.value) + " µs";
-    std::string t = g.unit == "×" ? fixed(g.target, 2) + "×" : fixed(g.target, 0) + " µs";
+    std::string v = !g.measured ? "–" : goal_value(g.value, g.unit);
+    std::string t = g.unit == "×" ? fixed(g.target, 2) + "×" : fixed(g.target, 0) + " " + g.unit;
     md += "| " + g.text + " | " + size_label(g.size) + " | " + v + " | " + t + " | " +
           (!g.measured ? "not measured" : g.met ? "**met**" : "**missed**") + " |\n";
   }
@@ -473,7 +486,7 @@ int write_command(const std::string& meta_path, const std::string& trials_path, 
 
   std::cout << "goals (reported, not asserted):\n";
   for (const Goal& g : goals) {
-    std::string v = !g.measured ? "not measured" : g.unit == "×" ? fixed(g.value, 2) + "×" : micros(g.value) + " µs";
+    std::string v = !g.measured ? "not measured" : goal_value(g.value, g.unit);
     std::cout << "  " << (!g.measured ? "[ -- ] " : g.met ? "[ met ] " : "[MISSED] ") << g.text << " (" << size_label(g.size)
               << "): " << v << "\n";
   }
