@@ -54,20 +54,30 @@ bool Router::apply(std::shared_ptr<const route::RouteTable> table, std::string& 
     if (subscriptions_.count(key)) continue;
     subscribed = true;
     std::string sub_error;
+    const uint64_t source = next_source_++;
     uint64_t id = nats_.subscribe(
-        key.subject, key.queue, [this, key](const NatsMessage& m) { on_message(key, m); }, sub_error);
+        key.subject, key.queue, [this, source](const NatsMessage& m) { on_message(source, m); }, sub_error);
     if (id == 0) {
       error = sub_error;
       lock.unlock();
       reject(table->generation(), error);
       return false;
     }
-    subscriptions_[key] = id;
+    subscriptions_[key] = Subscribed{id, source};
+  }
+  auto dispatch = std::make_shared<Dispatch>();
+  dispatch->table = table;
+  for (uint32_t i = 0; i < table->routes().size(); ++i) {
+    const auto& spec = table->routes()[i].spec;
+    if (spec.source.jetstream) continue;
+    const uint64_t source = subscriptions_.at(SourceKey{spec.source.subject.text, queue_for(spec)}).source;
+    dispatch->routes_by_source[source].push_back(i);
   }
   // A round trip, so that the server has the new interest before the table counts as
   // applied: an event published after the heartbeat says "applied" is not missed. (Not
   // connected: cnats subscribes again when it reconnects.)
   if (subscribed && nats_.connected()) nats_.flush(2000);
+  std::atomic_store(&dispatch_, std::shared_ptr<const Dispatch>(std::move(dispatch)));
   std::atomic_store(&table_, std::move(table));
   auto current = std::atomic_load(&table_);
   for (auto it = subscriptions_.begin(); it != subscriptions_.end();) {
@@ -75,7 +85,7 @@ bool Router::apply(std::shared_ptr<const route::RouteTable> table, std::string& 
       ++it;
       continue;
     }
-    nats_.unsubscribe(it->second);
+    nats_.unsubscribe(it->second.nats_id);
     it = subscriptions_.erase(it);
   }
   reconcile_consumers(*current);
@@ -99,18 +109,14 @@ void Router::reject(uint64_t generation, const std::string& error) {
   send_heartbeat();
 }
 
-void Router::on_message(const SourceKey& key, const NatsMessage& m) {
-  // The table is read once per event: an event finishes on the table it started with.
-  std::shared_ptr<const route::RouteTable> table = std::atomic_load(&table_);
-  if (!table) return;
+void Router::on_message(uint64_t source, const NatsMessage& m) {
+  // Read once per event: an event finishes on the table it started with.
+  std::shared_ptr<const Dispatch> dispatch = std::atomic_load(&dispatch_);
+  if (!dispatch) return;
+  auto it = dispatch->routes_by_source.find(source);
+  if (it == dispatch->routes_by_source.end()) return;  // a source the table no longer has
   route::Message msg{m.subject, m.headers, m.data};
-  const auto& routes = table->routes();
-  for (uint32_t i = 0; i < routes.size(); ++i) {
-    const auto& spec = routes[i].spec;
-    if (!spec.source.jetstream && spec.source.subject.text == key.subject && queue_for(spec) == key.queue) {
-      deliver(table, i, msg);
-    }
-  }
+  for (uint32_t i : it->second) deliver(dispatch->table, i, msg);
 }
 
 void Router::reconcile_consumers(const route::RouteTable& table) {

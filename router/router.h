@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -95,7 +96,8 @@ class Router {
     }
   };
   std::string queue_for(const route::RouteSpec& spec) const;
-  void on_message(const SourceKey& key, const NatsMessage& m);
+  // `source` names a subscription for as long as it lives, across tables.
+  void on_message(uint64_t source, const NatsMessage& m);
   // How an event arrived: core NATS (one attempt), or JetStream (attempts so far, and the
   // stream position that destination message ids are made from).
   struct Delivery {
@@ -131,8 +133,21 @@ class Router {
   NatsClient& nats_;
   RouterEvents& events_;
   std::shared_ptr<const route::RouteTable> table_;  // accessed with std::atomic_load/store
-  mutable std::mutex mu_;                            // subscriptions, status
-  std::map<SourceKey, uint64_t> subscriptions_;
+  // What an event on a core NATS subscription runs: the table, and for each subscription
+  // the routes it feeds, worked out once per table rather than once per event. Swapped
+  // whole with the table (std::atomic_load/store).
+  struct Dispatch {
+    std::shared_ptr<const route::RouteTable> table;
+    std::unordered_map<uint64_t, std::vector<uint32_t>> routes_by_source;
+  };
+  std::shared_ptr<const Dispatch> dispatch_;
+  mutable std::mutex mu_;  // subscriptions, status
+  struct Subscribed {
+    uint64_t nats_id = 0;  // for NatsClient::unsubscribe
+    uint64_t source = 0;   // what its messages carry to on_message
+  };
+  std::map<SourceKey, Subscribed> subscriptions_;
+  uint64_t next_source_ = 1;
   struct Consumer {
     std::string fingerprint;
     std::unique_ptr<JetStreamConsumer> worker;
