@@ -223,7 +223,13 @@ void Router::deliver(const std::shared_ptr<const route::RouteTable>& table, uint
     send_outputs(p);
     return;
   }
-  bool publish_failed = false;
+  bool publish_failed = !publish_core(r);
+  conclude(spec, r, msg, how, publish_failed, t0);
+}
+
+// Publishes a result's outputs on core NATS, stopping at the first that fails; that one
+// fails the result (reason destination). False when one failed.
+bool Router::publish_core(route::Result& r) {
   for (size_t i = 0; r.outcome == route::Result::Outcome::Published && i < r.outputs.size(); ++i) {
     const auto& out = r.outputs[i];
     std::string error;
@@ -232,11 +238,10 @@ void Router::deliver(const std::shared_ptr<const route::RouteTable>& table, uint
       r.reason = route::FailureReason::Destination;
       r.step = "destinations[" + std::to_string(i) + "]";
       r.error = error;
-      publish_failed = true;
-      break;
+      return false;
     }
   }
-  conclude(spec, r, msg, how, publish_failed, t0);
+  return true;
 }
 
 Disposition Router::conclude(const route::RouteSpec& spec, route::Result& r, const route::Message& msg,
@@ -279,18 +284,7 @@ void Router::deliver_jetstream(std::shared_ptr<const route::RouteTable> table, u
   for (const auto& out : r.outputs) has_jetstream = has_jetstream || out.jetstream;
   if (r.outcome != route::Result::Outcome::Published || !has_jetstream) {
     // Nothing to wait for: core NATS publishes are confirmed by the consumer's flush.
-    bool publish_failed = false;
-    for (size_t i = 0; r.outcome == route::Result::Outcome::Published && i < r.outputs.size(); ++i) {
-      std::string error;
-      if (!nats_.publish(r.outputs[i].subject, r.outputs[i].headers, r.outputs[i].payload, error)) {
-        r.outcome = route::Result::Outcome::Failed;
-        r.reason = route::FailureReason::Destination;
-        r.step = "destinations[" + std::to_string(i) + "]";
-        r.error = error;
-        publish_failed = true;
-        break;
-      }
-    }
+    bool publish_failed = !publish_core(r);
     settle(conclude(spec, r, msg, how, publish_failed, t0));
     return;
   }

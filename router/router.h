@@ -116,6 +116,7 @@ class Router {
   // publish of the event is confirmed or one has failed. `msg` must stay valid until then.
   void deliver_jetstream(std::shared_ptr<const route::RouteTable> table, uint32_t index, const route::Message& msg,
                          const Delivery& how, JetStreamConsumer::Settle settle);
+  bool publish_core(route::Result& r);
   struct PendingEvent;
   // Sends an event's outputs; whoever brings its count of publishes in flight to zero
   // concludes the event and settles it.

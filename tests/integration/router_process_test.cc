@@ -29,6 +29,7 @@
 #include "router/run.h"
 #include "tests/support/inbox.h"
 #include "tests/support/process.h"
+#include "tests/support/streams.h"
 
 namespace switchboard::router {
 namespace {
@@ -656,26 +657,9 @@ class RouterJetStreamProcessTest : public ::testing::Test {
     return text.size() > 4000 ? text.substr(text.size() - 4000) : text;
   }
   void add_stream(const char* name, const char* subject) {
-    jsStreamConfig c;
-    jsStreamConfig_Init(&c);
-    c.Name = name;
-    const char* subjects[] = {subject};
-    c.Subjects = subjects;
-    c.SubjectsLen = 1;
-    c.Storage = js_FileStorage;
-    jsStreamInfo* si = nullptr;
-    jsErrCode code = static_cast<jsErrCode>(0);
-    ASSERT_EQ(js_AddStream(&si, client_.jetstream(), &c, nullptr, &code), NATS_OK) << code;
-    jsStreamInfo_Destroy(si);
+    ASSERT_EQ(testing::add_stream(client_.jetstream(), name, subject), "");
   }
-  uint64_t messages(const char* stream) {
-    jsStreamInfo* si = nullptr;
-    jsErrCode code = static_cast<jsErrCode>(0);
-    if (js_GetStreamInfo(&si, client_.jetstream(), stream, nullptr, &code) != NATS_OK) return 0;
-    uint64_t n = si->State.Msgs;
-    jsStreamInfo_Destroy(si);
-    return n;
-  }
+  uint64_t messages(const char* stream) { return testing::stream_messages(client_.jetstream(), stream); }
   void start_router(int n) {
     log_ = dir_ + "/router-" + std::to_string(n) + ".log";
     metrics_port_ = testing::free_port();

@@ -19,35 +19,16 @@
 #include <vector>
 
 #include "tests/support/process.h"
+#include "tests/support/streams.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 namespace t = switchboard::testing;
 
-bool add_stream(jsCtx* js, const char* name, const char* subject) {
-  jsStreamConfig cfg;
-  jsStreamConfig_Init(&cfg);
-  cfg.Name = name;
-  const char* subjects[] = {subject};
-  cfg.Subjects = subjects;
-  cfg.SubjectsLen = 1;
-  cfg.Storage = js_FileStorage;
-  jsStreamInfo* si = nullptr;
-  jsErrCode code = static_cast<jsErrCode>(0);
-  natsStatus s = js_AddStream(&si, js, &cfg, nullptr, &code);
-  jsStreamInfo_Destroy(si);
-  return s == NATS_OK;
-}
+bool add_stream(jsCtx* js, const char* name, const char* subject) { return t::add_stream(js, name, subject).empty(); }
 
-uint64_t messages(jsCtx* js, const char* stream) {
-  jsStreamInfo* si = nullptr;
-  jsErrCode code = static_cast<jsErrCode>(0);
-  if (js_GetStreamInfo(&si, js, stream, nullptr, &code) != NATS_OK) return 0;
-  uint64_t n = si->State.Msgs;
-  jsStreamInfo_Destroy(si);
-  return n;
-}
+uint64_t messages(jsCtx* js, const char* stream) { return t::stream_messages(js, stream); }
 
 }  // namespace
 
