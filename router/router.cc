@@ -1,6 +1,7 @@
 #include "router/router.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -33,11 +34,27 @@ Router::Router(RouterConfig config, NatsClient& nats, RouterEvents& events)
 
 Router::~Router() { stop(); }
 
-// NATS delivers a message once per queue group name, even across different subjects: two
-// routes sharing one group would split events between them. So each route has a group of
-// its own, shared only by the replicas of the fleet.
+// NATS delivers a message once per queue group name, even across different subjects, so
+// a group never spans two subjects: routes on overlapping subjects (orders.*, orders.>)
+// each see every event. Routes on the same subject share one group, hence one
+// subscription: each event is delivered to one replica once, parsed once there, and run
+// through every route on that subject by that replica's table. The name is the same on
+// every replica: the router's name, the subject with what is not a letter, digit, '-' or
+// '_' turned into '_', and a hash of the subject that tells apart subjects that look alike
+// that way. A route's own `queueGroup` keeps a subscription of its own.
 std::string Router::queue_for(const route::RouteSpec& spec) const {
-  return spec.source.queue_group.empty() ? config_.name + "." + spec.name : spec.source.queue_group;
+  if (!spec.source.queue_group.empty()) return spec.source.queue_group;
+  const std::string& subject = spec.source.subject.text;
+  std::string name = config_.name + ".";
+  uint64_t hash = 14695981039346656037ull;  // FNV-1a
+  for (char c : subject) {
+    const bool plain = std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_';
+    name += plain ? c : '_';
+    hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  }
+  char suffix[20];
+  std::snprintf(suffix, sizeof suffix, ".%08x", static_cast<uint32_t>(hash ^ (hash >> 32)));
+  return name + suffix;
 }
 
 bool Router::apply(std::shared_ptr<const route::RouteTable> table, std::string& error) {
@@ -116,7 +133,12 @@ void Router::on_message(uint64_t source, const NatsMessage& m) {
   auto it = dispatch->routes_by_source.find(source);
   if (it == dispatch->routes_by_source.end()) return;  // a source the table no longer has
   route::Message msg{m.subject, m.headers, m.data};
-  for (uint32_t i : it->second) deliver(dispatch->table, i, msg);
+  thread_local route::Processor processor;
+  bool prepared = false;
+  for (uint32_t i : it->second) {
+    deliver(dispatch->table, i, msg, processor, prepared);
+    prepared = true;  // the next route of this event reuses its parse
+  }
 }
 
 void Router::reconcile_consumers(const route::RouteTable& table) {
@@ -196,13 +218,13 @@ struct Router::PendingEvent {
 };
 
 void Router::deliver(const std::shared_ptr<const route::RouteTable>& table, uint32_t index,
-                     const route::Message& msg) {
-  thread_local route::Processor processor;
+                     const route::Message& msg, route::Processor& processor, bool prepared) {
   const auto& spec = table->routes()[index].spec;
   auto t0 = std::chrono::steady_clock::now();
   totals_.received.fetch_add(1, std::memory_order_relaxed);
   events_.received(spec.name);
-  route::Result r = processor.process_route(*table, index, msg);
+  route::Result r =
+      prepared ? processor.run_prepared(*table, index, msg) : processor.process_route(*table, index, msg);
   const Delivery how{};
   bool has_jetstream = false;
   for (const auto& out : r.outputs) has_jetstream = has_jetstream || out.jetstream;

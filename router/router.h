@@ -110,7 +110,9 @@ class Router {
   // out. JetStream destinations are published without waiting (within the client's
   // in-flight bound), from a copy of the event, so the subscription takes the next one
   // meanwhile; a refused publish is dead-lettered once its answer comes.
-  void deliver(const std::shared_ptr<const route::RouteTable>& table, uint32_t index, const route::Message& msg);
+  // `prepared`: `processor` already parsed this event (for an earlier route on its subject).
+  void deliver(const std::shared_ptr<const route::RouteTable>& table, uint32_t index, const route::Message& msg,
+               route::Processor& processor, bool prepared);
   // The same for an event from a JetStream consumer: JetStream destinations are published
   // without waiting (within the client's in-flight bound), and `settle` runs once every
   // publish of the event is confirmed or one has failed. `msg` must stay valid until then.

@@ -64,6 +64,12 @@ class Processor {
   void process(const RouteTable& table, const Message& msg, std::vector<Result>& out);
   // Runs one route (a JetStream consumer belongs to one route).
   Result process_route(const RouteTable& table, uint32_t route, const Message& msg);
+  // Several routes on one event, parsed once: prepare_event(msg), then run_prepared() for
+  // each route, with the same `msg`, before the next prepare_event.
+  void prepare_event(const Message& msg) { prepare(msg); }
+  Result run_prepared(const RouteTable& table, uint32_t route, const Message& msg) {
+    return run_route(table, route, msg);
+  }
   // Runs a list of steps on a message alone, for transform tests. On success `payload`
   // holds the output.
   bool run_steps(const std::vector<CompiledStep>& steps, bool needs_json, const Message& msg,

@@ -41,7 +41,7 @@ struct JetStreamSpec {
 
 struct SourceSpec {
   Located subject;
-  std::string queue_group;           // default: "<router>.<route name>"
+  std::string queue_group;           // default: one per source subject (docs/router.md)
   std::optional<JetStreamSpec> jetstream;
 };
 

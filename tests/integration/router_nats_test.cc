@@ -29,7 +29,15 @@ using namespace std::chrono_literals;
 
 class CountingEvents : public RouterEvents {
  public:
-  void received(const std::string&) override { ++received_; }
+  void received(const std::string& route) override {
+    ++received_;
+    std::lock_guard lock(by_route_mu_);
+    ++received_by_route_[route];
+  }
+  std::map<std::string, int> received_by_route() {
+    std::lock_guard lock(by_route_mu_);
+    return received_by_route_;
+  }
   void published(const std::string&, size_t) override { ++published_; }
   void filtered(const std::string&) override { ++filtered_; }
   void failed(const std::string&, route::FailureReason r, const std::string&, const std::string&) override {
@@ -43,6 +51,10 @@ class CountingEvents : public RouterEvents {
   std::atomic<int> received_{0}, published_{0}, filtered_{0}, failed_{0}, dead_lettered_{0}, applied_{0},
       rejected_{0};
   std::atomic<route::FailureReason> last_reason_{route::FailureReason::Filter};
+
+ private:
+  std::mutex by_route_mu_;
+  std::map<std::string, int> received_by_route_;
 };
 
 std::shared_ptr<const route::RouteTable> compile(const std::string& yaml, uint64_t generation) {
@@ -355,6 +367,71 @@ TEST_F(RouterNatsTest, ALoneEventIsFlushedAtOnce) {
   ASSERT_TRUE(out.next(r));  // both routers routed it
   EXPECT_EQ(batched.idle_flushes(), 0u);
   other.stop();
+}
+
+// Routes on the same subject share one queue group, so one subscription per replica:
+// each event goes to one replica of the fleet, once, and every route on that subject runs
+// on it there. With two replicas and three such routes, each route routes each event
+// exactly once, and both replicas take a share.
+TEST_F(RouterNatsTest, RoutesOnOneSubjectShareADeliveryAcrossTheFleet) {
+  Inbox out(client_, "out.>");
+  const char* routes = R"(
+routes:
+  - name: one
+    source: {subject: orders.*}
+    destinations: [{subject: 'out.one'}]
+  - name: two
+    source: {subject: orders.*}
+    filter: 'int(event.n) % 2 == 0'
+    destinations: [{subject: 'out.two'}]
+  - name: three
+    source: {subject: orders.*}
+    transform: [{set: {three: 'true'}}]
+    destinations: [{subject: 'out.three'}]
+)";
+  std::string error;
+  ASSERT_TRUE(router_->apply(compile(routes, 1), error)) << error;
+  NatsConfig cfg;
+  cfg.urls = {server_.url()};
+  NatsClient second_nc;
+  ASSERT_TRUE(second_nc.connect(cfg, error)) << error;
+  RouterConfig rc;
+  rc.name = "orders";  // the same fleet as router_
+  rc.pod = "orders-1";
+  CountingEvents second_events;
+  Router second(rc, second_nc, second_events);
+  ASSERT_TRUE(second.apply(compile(routes, 1), error)) << error;
+  constexpr int kEvents = 1000;
+  for (int n = 0; n < kEvents; ++n) {
+    ASSERT_TRUE(client_.publish("orders.new", {}, R"({"n":)" + std::to_string(n) + "}", error)) << error;
+  }
+  client_.flush(2000);
+  const size_t expected = kEvents + kEvents / 2 + kEvents;
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (out.size() < expected && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
+  std::this_thread::sleep_for(200ms);  // a duplicate would come now
+  std::map<std::string, std::set<std::string>> by_subject;
+  size_t total = 0;
+  testing::Inbox::Received r;
+  while (out.next(r, 0ms)) {
+    by_subject[r.subject].insert(r.data.substr(0, r.data.find(',')));
+    ++total;
+  }
+  EXPECT_EQ(total, expected);
+  EXPECT_EQ(by_subject["out.one"].size(), static_cast<size_t>(kEvents));
+  EXPECT_EQ(by_subject["out.two"].size(), static_cast<size_t>(kEvents / 2));
+  EXPECT_EQ(by_subject["out.three"].size(), static_cast<size_t>(kEvents));
+  // Each replica received a share, and every event it received ran all three routes
+  // there: its three routes saw the same events. (With a subscription per route, a
+  // replica would get some of one route's copies and other ones of another's.)
+  EXPECT_EQ(events_.received_ + second_events.received_, 3 * kEvents);
+  for (CountingEvents* e : {&events_, &second_events}) {
+    auto counts = e->received_by_route();
+    EXPECT_GT(counts["one"], 0);
+    EXPECT_EQ(counts["two"], counts["one"]);
+    EXPECT_EQ(counts["three"], counts["one"]);
+  }
+  second.stop();
 }
 
 TEST_F(RouterNatsTest, OverlappingRoutesEachSeeEveryEvent) {
