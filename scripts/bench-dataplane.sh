@@ -6,6 +6,8 @@
 # rep 2, ...) so that a change in the machine's load spreads over all of them.
 #
 #   limits       nats-bench     `nats bench pub` + `nats bench sub`, no relay
+#                nats-bench-js  `nats bench js pub async` into a file-store stream, then
+#                               `nats bench js fetch` out of it: the JetStream limit
 #                direct         our load generator straight to its receiver, no relay
 #                cnats-relay    a C relay on cnats that forwards bytes, no parsing, with
 #                               the connection options Switchboard uses
@@ -112,12 +114,13 @@ NODE_MODULES=$(sed -n 's/^NODE_RELAY_MODULES=//p' <<<"$TOOLS")
 
 # ---- systems -----------------------------------------------------------------------------
 
-ALL_SYSTEMS=(nats-bench direct cnats-relay cnats-relay-asap sb-pass sb-filter sb-transform sb-100routes sb-js-pass sb-js-filter sb-js-transform go-relay node-relay)
+ALL_SYSTEMS=(nats-bench nats-bench-js direct cnats-relay cnats-relay-asap sb-pass sb-filter sb-transform sb-100routes sb-js-pass sb-js-filter sb-js-transform go-relay node-relay)
 # Those that need nothing from the network: what the smoke test insists on.
 LOCAL_SYSTEMS=(direct cnats-relay cnats-relay-asap sb-pass sb-filter sb-transform sb-js-pass sb-js-filter sb-js-transform)
 label() {
   case $1 in
     nats-bench) echo "Limit: nats bench pub/sub (no relay)" ;;
+    nats-bench-js) echo "Limit: nats bench js (async publish into a file-store stream; fetch out of it)" ;;
     direct) echo "Limit: NATS direct, our load generator (no relay)" ;;
     cnats-relay) echo "Limit: cnats pass-through relay (C)" ;;
     cnats-relay-asap) echo "Limit: cnats pass-through relay (C), SendAsap" ;;
@@ -134,7 +137,7 @@ label() {
 }
 chart_label() {
   case $1 in
-    nats-bench) echo "nats bench" ;; direct) echo "NATS direct" ;; cnats-relay) echo "cnats relay" ;;
+    nats-bench) echo "nats bench" ;; nats-bench-js) echo "nats bench js" ;; direct) echo "NATS direct" ;; cnats-relay) echo "cnats relay" ;;
     cnats-relay-asap) echo "cnats relay, SendAsap" ;;
     sb-pass) echo "SB pass" ;; sb-filter) echo "SB filter" ;; sb-transform) echo "SB transform" ;;
     sb-100routes) echo "SB 100 routes" ;;
@@ -143,13 +146,13 @@ chart_label() {
   esac
 }
 group() {
-  case $1 in nats-bench | direct | cnats-relay*) echo limit ;; sb-*) echo switchboard ;; *) echo peer ;; esac
+  case $1 in nats-bench* | direct | cnats-relay*) echo limit ;; sb-*) echo switchboard ;; *) echo peer ;; esac
 }
-transport() { case $1 in sb-js-*) echo jetstream ;; *) echo core ;; esac; }
+transport() { case $1 in sb-js-* | nats-bench-js) echo jetstream ;; *) echo core ;; esac; }
 # Why a system cannot run here, or nothing.
 unavailable() {
   case $1 in
-    nats-bench) [[ -n $NATS_CLI ]] || echo "the nats CLI is not built (scripts/bench-tools.sh build nats-cli)" ;;
+    nats-bench | nats-bench-js) [[ -n $NATS_CLI ]] || echo "the nats CLI is not built (scripts/bench-tools.sh build nats-cli)" ;;
     go-relay) [[ -n $GO_RELAY ]] || echo "the Go relay is not built (scripts/bench-tools.sh build go-relay)" ;;
     node-relay)
       if ! command -v node >/dev/null; then echo "node is not installed"
@@ -308,10 +311,41 @@ start_relay() {
   PIDS+=("$RELAY_PID")
 }
 
+# The JetStream limit: as many messages as the core run, published asynchronously into a
+# file-store stream of their own (in: the publish rate), then fetched by a durable consumer
+# with explicit acks (out: the fetch rate). A relay on JetStream does both at once.
+run_nats_bench_js() {
+  local size=$1 rep=$2 msgs stream="NBJS_${1}_${2}" csv_pub=$WORK/nbjs-pub.csv csv_fetch=$WORK/nbjs-fetch.csv
+  msgs=$((NB_MSGS_PER_KB * 1024 / size / 4))
+  [[ $msgs -gt 500000 ]] && msgs=500000
+  rm -f "$csv_pub" "$csv_fetch"
+  local common=(--stream "$stream" --msgs "$msgs" --size "${size}B" --no-progress -s "$NATS_URL")
+  local ok=1
+  timeout 300 "$NATS_CLI" bench js pub async "bench.nbjs.$size.$rep" "${common[@]}" --create --storage file \
+    --csv "$csv_pub" >"$WORK/logs/nbjs-pub.log" 2>&1 || ok=0
+  [[ $ok == 1 ]] && { timeout 300 "$NATS_CLI" bench js fetch "${common[@]}" --csv "$csv_fetch" \
+    >"$WORK/logs/nbjs-fetch.log" 2>&1 || ok=0; }
+  "$LOADGEN" stream --nats "$NATS_URL" --name "$stream" --delete 2>/dev/null || true
+  # CSV: #RunID,ClientID,MsgCount,MsgBytes,MsgsPerSec,BytesPerSec,DurationSecs,...
+  local pub_rate fetch_rate secs
+  pub_rate=$(awk -F, '!/^#/ && NF > 5 {print $5; exit}' "$csv_pub" 2>/dev/null || true)
+  fetch_rate=$(awk -F, '!/^#/ && NF > 5 {print $5; exit}' "$csv_fetch" 2>/dev/null || true)
+  secs=$(awk -F, '!/^#/ && NF > 5 {print $7; exit}' "$csv_fetch" 2>/dev/null || true)
+  if [[ $ok == 1 && -n $pub_rate && -n $fetch_rate ]]; then
+    record "{\"system\":\"nats-bench-js\",\"size\":$size,\"rep\":$rep,\"ok\":true,\"in_per_s\":$pub_rate,\"out_per_s\":$fetch_rate,\"seconds\":${secs:-0},\"events_in\":$msgs,\"events_out\":$msgs}" nats-bench-js "$size" "$rep"
+  else
+    record "{\"system\":\"nats-bench-js\",\"size\":$size,\"rep\":$rep,\"ok\":false,\"error\":\"nats bench js did not finish (see nbjs-pub.log, nbjs-fetch.log)\"}" nats-bench-js "$size" "$rep"
+  fi
+}
+
 run_system() {
   local sys=$1 size=$2 rep=$3 line
   if [[ $sys == nats-bench ]]; then
     run_nats_bench "$size" "$rep"
+    return
+  fi
+  if [[ $sys == nats-bench-js ]]; then
+    run_nats_bench_js "$size" "$rep"
     return
   fi
   if ! start_relay "$sys"; then
