@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -60,10 +61,14 @@ std::string unique_identity(const std::string& pod) {
   return pod + "_" + suffix;
 }
 
+// Workers per kind. A key is never handed to two workers at once; EventRoute reconciles
+// mostly wait for the API (a status write), so a few of them overlap.
+int workers_for(Kind kind) { return kind == Kind::Route ? 4 : 1; }
+
 struct KindQueue {
   Kind kind;
   kube::WorkQueue queue;
-  std::thread worker;
+  std::vector<std::thread> workers;
 };
 
 }  // namespace
@@ -125,12 +130,16 @@ int run_controller(const ControllerOptions& o) {
   kube::Informer transforms_informer(*client, res::kEventTransforms, o.watch_namespace, all,
                                      on([](Reconciler& r, const std::string& k) { r.transform_changed(k); }));
   std::vector<std::unique_ptr<kube::Informer>> owned;
+  std::vector<std::unique_ptr<InformerStore>> owned_stores;
+  std::map<std::string, const Store*> owned_by_kind;
   for (const kube::Resource* r : {&res::kConfigMaps, &res::kDeployments, &res::kServiceAccounts, &res::kRoles,
                                   &res::kRoleBindings, &res::kServices, &res::kPodDisruptionBudgets}) {
     std::string kind = r->kind;
     owned.push_back(std::make_unique<kube::Informer>(
         *client, *r, o.watch_namespace, managed,
         on([kind](Reconciler& rec, const std::string& k) { rec.owned_changed(kind, k); })));
+    owned_stores.push_back(std::make_unique<InformerStore>(*owned.back()));
+    owned_by_kind[kind] = owned_stores.back().get();
   }
   InformerStore routers(routers_informer), routes(routes_informer), transforms(transforms_informer);
 
@@ -138,6 +147,7 @@ int run_controller(const ControllerOptions& o) {
   ro.render.default_image = o.router_image;
   ro.metrics = &metrics;
   ro.max_warmup = std::chrono::milliseconds(o.status_stale_after_ms);
+  ro.owned = owned_by_kind;
   Reconciler rec(*client, routers, routes, transforms, nats, fleet,
                  [&](Kind k, const std::string& key) { queue_of(k).add(key); }, log, ro);
   reconciler = &rec;
@@ -186,36 +196,38 @@ int run_controller(const ControllerOptions& o) {
     log.info("leading: reconciling", {{"identity", o.pod_name}});
     for (auto& q : queues) {
       KindQueue* kq = q.get();
-      kq->worker = std::thread([&, kq] {
-        const std::string_view kind = kind_name(kq->kind);
-        // A reconcile on a cache still filling would see some routes and not others, and
-        // write a route table without the rest: nothing runs before every cache is full.
-        while (!stopping && !synced()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        while (auto key = kq->queue.get()) {
-          metrics.queue_latency(kind, kq->queue.last_wait().count());
-          const auto started = std::chrono::steady_clock::now();
-          Outcome out = rec.reconcile(kq->kind, *key);
-          metrics.reconciled(kind, out.result,
-                             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-          switch (out.result) {
-            case ReconcileResult::Success:
-              kq->queue.forget(*key);
-              break;
-            case ReconcileResult::Requeue:
-              kq->queue.forget(*key);
-              kq->queue.add_after(*key, out.after);
-              break;
-            case ReconcileResult::Error:
-              log.log_limited(std::string(kind) + "/" + *key, router::LogLevel::Warn, "reconcile failed; retrying",
-                              {{"kind", kind}, {"key", *key}, {"error", out.error},
-                               {"failures", kq->queue.failures(*key) + 1}});
-              kq->queue.add_rate_limited(*key);
-              break;
+      for (int w = 0; w < workers_for(kq->kind); ++w) {
+        kq->workers.emplace_back([&, kq] {
+          const std::string_view kind = kind_name(kq->kind);
+          // A reconcile on a cache still filling would see some routes and not others, and
+          // write a route table without the rest: nothing runs before every cache is full.
+          while (!stopping && !synced()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          while (auto key = kq->queue.get()) {
+            metrics.queue_latency(kind, kq->queue.last_wait().count());
+            const auto started = std::chrono::steady_clock::now();
+            Outcome out = rec.reconcile(kq->kind, *key);
+            metrics.reconciled(kind, out.result,
+                               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+            switch (out.result) {
+              case ReconcileResult::Success:
+                kq->queue.forget(*key);
+                break;
+              case ReconcileResult::Requeue:
+                kq->queue.forget(*key);
+                kq->queue.add_after(*key, out.after);
+                break;
+              case ReconcileResult::Error:
+                log.log_limited(std::string(kind) + "/" + *key, router::LogLevel::Warn, "reconcile failed; retrying",
+                                {{"kind", kind}, {"key", *key}, {"error", out.error},
+                                 {"failures", kq->queue.failures(*key) + 1}});
+                kq->queue.add_rate_limited(*key);
+                break;
+            }
+            kq->queue.done(*key);
+            metrics.queue_depth(kind, static_cast<double>(kq->queue.depth()));
           }
-          kq->queue.done(*key);
-          metrics.queue_depth(kind, static_cast<double>(kq->queue.depth()));
-        }
-      });
+        });
+      }
     }
     enqueue_everything();
   };
@@ -277,7 +289,9 @@ int run_controller(const ControllerOptions& o) {
   }
   for (auto& q : queues) q->queue.shut_down();
   for (auto& q : queues) {
-    if (q->worker.joinable()) q->worker.join();
+    for (auto& w : q->workers) {
+      if (w.joinable()) w.join();
+    }
   }
   if (elector) elector->stop();
   metrics.set_leader(false);

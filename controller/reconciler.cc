@@ -15,6 +15,9 @@ namespace switchboard::controller {
 
 namespace res = kube::resources;
 
+// Route tables remembered per router beside the current one and those pods run.
+constexpr size_t kKnownTables = 16;
+
 namespace {
 
 bool deleting(const Json& o) { return find(o, {"metadata", "deletionTimestamp"}) != nullptr; }
@@ -40,6 +43,25 @@ std::vector<std::string> finalizers_of(const Json& o) {
 bool has_finalizer(const Json& o) {
   auto f = finalizers_of(o);
   return std::find(f.begin(), f.end(), std::string(kJetStreamFinalizer)) != f.end();
+}
+
+// How many live pods run a table that holds this generation (identity `id`) of the route.
+int pods_running(const Reconciler::TableInfo& info, const std::vector<PodView>& pods, const std::string& route,
+                 const std::string& id) {
+  int n = 0;
+  for (const auto& p : pods) {
+    if (p.stale || p.state != "applied" || p.hash.empty()) continue;
+    const std::map<std::string, std::string>* held = nullptr;
+    if (auto t = info.known.find(p.hash); t != info.known.end()) {
+      held = t->second.second.get();
+    } else if (p.hash == info.hash) {
+      held = &info.route_ids;  // the current table (written before this process started)
+    }
+    if (held == nullptr) continue;
+    auto r = held->find(route);
+    if (r != held->end() && r->second == id) ++n;
+  }
+  return n;
 }
 
 }  // namespace
@@ -106,14 +128,84 @@ void Reconciler::write_status(const kube::Resource& resource, const Json& stored
                               const std::function<Json(const Json& old_status)>& compute) {
   // Nothing to write when the cached object already shows it (the common case: a resync,
   // or the echo of this controller's own write).
-  if (json_equal(compute(status_of(stored)), status_of(stored))) return;
+  Json next = compute(status_of(stored));
+  if (json_equal(next, status_of(stored))) return;
+  // The cached object carries its resourceVersion: a PUT of it is refused with a conflict
+  // when the object changed since, and only then is it read again.
+  Json object = stored;
+  object["status"] = std::move(next);
+  try {
+    client_.replace_status(resource, object);
+    return;
+  } catch (const kube::ApiError& e) {
+    if (e.not_found()) return;
+    if (!e.conflict()) throw;
+  }
   kube::update_status_with_retry(client_, resource, ns_of(stored), name_of(stored), [&](Json& fresh) {
     Json old = status_of(fresh);
-    Json next = compute(old);
-    if (json_equal(next, old)) return false;
-    fresh["status"] = next;
+    Json computed = compute(old);
+    if (json_equal(computed, old)) return false;
+    fresh["status"] = computed;
     return true;
   });
+}
+
+std::optional<Json> Reconciler::owned_as_applied(const std::string& router_key, const std::string& kind,
+                                                 const std::string& ns, const std::string& name) const {
+  auto store = options_.owned.find(kind);
+  if (store == options_.owned.end() || store->second == nullptr) return std::nullopt;
+  std::string rv;
+  {
+    std::lock_guard lock(mu_);
+    auto o = owned_.find(router_key);
+    if (o == owned_.end()) return std::nullopt;
+    auto a = o->second.applied.find(kind + "/" + name);
+    if (a == o->second.applied.end()) return std::nullopt;
+    rv = a->second.resource_version;
+  }
+  std::optional<Json> copy = store->second->get(make_key(ns, name));
+  if (!copy || rv.empty() || string_at(*copy, {"metadata", "resourceVersion"}) != rv) return std::nullopt;
+  return copy;
+}
+
+Json Reconciler::apply_owned(const std::string& router_key, const kube::Resource& r, const Json& desired,
+                             bool* applied) {
+  const bool cached = options_.owned.count(r.kind) > 0 && options_.owned.at(r.kind) != nullptr;
+  const std::string name = name_of(desired);
+  const std::string id = r.kind + "/" + name;
+  std::string text;
+  if (cached) {
+    text = to_text(desired);
+    bool same = false;
+    {
+      std::lock_guard lock(mu_);
+      auto o = owned_.find(router_key);
+      if (o != owned_.end()) {
+        auto a = o->second.applied.find(id);
+        same = a != o->second.applied.end() && a->second.desired == text;
+      }
+    }
+    if (same) {
+      if (auto copy = owned_as_applied(router_key, r.kind, ns_of(desired), name)) {
+        if (applied != nullptr) *applied = false;
+        return *copy;
+      }
+    }
+  }
+  Json stored;
+  try {
+    stored = client_.apply(r, desired);
+  } catch (...) {
+    std::lock_guard lock(mu_);
+    if (auto o = owned_.find(router_key); o != owned_.end()) o->second.applied.erase(id);
+    throw;
+  }
+  if (applied != nullptr) *applied = true;
+  if (cached) {
+    std::lock_guard lock(mu_);
+    owned_[router_key].applied[id] = AppliedObject{std::move(text), string_at(stored, {"metadata", "resourceVersion"})};
+  }
+  return stored;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -177,9 +269,11 @@ Outcome Reconciler::reconcile_router(const std::string& key) {
       listening_since_.erase(key);
     }
     if (options_.metrics != nullptr) options_.metrics->remove_router(ns, name);
+    specs_.forget_router(key);
     std::vector<std::string> members;
     {
       std::lock_guard lock(mu_);
+      owned_.erase(key);
       if (auto it = tables_.find(key); it != tables_.end()) {
         for (const auto& [route, gen] : it->second.routes) members.push_back(route);
         tables_.erase(it);
@@ -193,8 +287,9 @@ Outcome Reconciler::reconcile_router(const std::string& key) {
   std::string degraded_reason, degraded_message;
 
   // The route table.
-  TransformIndex transforms = load_transforms(transforms_.list_in(ns));
-  RouterTable table = build_table(router, routes_.list_in(ns), transforms);
+  std::shared_ptr<const TransformIndex> transforms = specs_.transforms(ns, transforms_.list_in(ns));
+  std::shared_ptr<const RouterTable> table_ptr = specs_.table(router, routes_.list_in(ns), *transforms);
+  const RouterTable& table = *table_ptr;
   uint64_t generation = static_cast<uint64_t>(int_at(router, {"status", "tableGeneration"}));
   std::string hash = string_at(router, {"status", "tableHash"});
   Json deployment = Json::null();
@@ -206,41 +301,75 @@ Outcome Reconciler::reconcile_router(const std::string& key) {
     } else {
       uint64_t cm_generation = 0;
       std::string cm_hash;
-      try {
-        Json cm = client_.get(res::kConfigMaps, ns, routes_configmap_name(name));
-        cm_hash = string_at(cm, {"metadata", "annotations", std::string(kAnnotationHash)});
+      // The cache's copy when it is what this controller wrote last; else the API's.
+      std::optional<Json> cm = owned_as_applied(key, "ConfigMap", ns, routes_configmap_name(name));
+      if (!cm) {
+        try {
+          cm = client_.get(res::kConfigMaps, ns, routes_configmap_name(name));
+        } catch (const kube::ApiError& e) {
+          if (!e.not_found()) throw;
+        }
+      }
+      if (cm) {
+        cm_hash = string_at(*cm, {"metadata", "annotations", std::string(kAnnotationHash)});
         cm_generation = std::strtoull(
-            string_at(cm, {"metadata", "annotations", std::string(kAnnotationGeneration)}, "0").c_str(), nullptr, 10);
-      } catch (const kube::ApiError& e) {
-        if (!e.not_found()) throw;
+            string_at(*cm, {"metadata", "annotations", std::string(kAnnotationGeneration)}, "0").c_str(), nullptr, 10);
       }
       generation = next_table_generation(generation, hash, cm_generation, cm_hash, table.hash);
       hash = table.hash;
+    }
+    if (table.error.empty()) {
+      // Known before any pod can load it, so that a heartbeat naming it is understood.
+      std::lock_guard lock(mu_);
+      TableInfo& info = tables_[key];
+      auto& k = info.known[table.hash];
+      if (!k.second || *k.second != table.route_ids) {
+        k = {++info.written, std::make_shared<const std::map<std::string, std::string>>(table.route_ids)};
+      }
     }
     std::vector<Json> configmaps;
     if (table.error.empty()) configmaps = render_table_configmaps(router, generation, hash, table.canonical);
     const std::vector<std::string> cm_names = configmap_names(configmaps);
 
-    client_.apply(res::kServiceAccounts, render_service_account(router));
+    apply_owned(key, res::kServiceAccounts, render_service_account(router));
     // The Role names every ConfigMap of the table before the router is told of a new part
     // (and stays as it is while there is no new table: it names the parts in use).
-    if (!configmaps.empty()) client_.apply(res::kRoles, render_role(router, cm_names));
-    client_.apply(res::kRoleBindings, render_role_binding(router));
-    for (const auto& cm : configmaps) client_.apply(res::kConfigMaps, cm);  // parts, then the index
+    if (!configmaps.empty()) apply_owned(key, res::kRoles, render_role(router, cm_names));
+    apply_owned(key, res::kRoleBindings, render_role_binding(router));
+    bool wrote_configmap = false;
+    for (const auto& cm : configmaps) {  // parts, then the index
+      bool applied = true;
+      apply_owned(key, res::kConfigMaps, cm, &applied);
+      wrote_configmap = wrote_configmap || applied;
+    }
     if (!configmaps.empty()) {
-      kube::ListOptions lo;
-      lo.label_selector = std::string(kLabelRouter) + "=" + name;
-      for (const auto& cm : client_.list(res::kConfigMaps, ns, lo).items) {
-        const std::string n = name_of(cm);
-        if (n != routes_configmap_name(name) && router_of_owned("ConfigMap", n) == name &&
-            std::find(cm_names.begin(), cm_names.end(), n) == cm_names.end()) {
-          client_.remove(res::kConfigMaps, ns, n);  // a part the index no longer names
+      bool clean = false;
+      {
+        std::lock_guard lock(mu_);
+        OwnedState& o = owned_[key];
+        clean = !wrote_configmap && o.parts_clean && o.table_configmaps == cm_names &&
+                options_.owned.count("ConfigMap") > 0;
+        o.table_configmaps = cm_names;
+      }
+      if (!clean) {
+        kube::ListOptions lo;
+        lo.label_selector = std::string(kLabelRouter) + "=" + name;
+        for (const auto& cm : client_.list(res::kConfigMaps, ns, lo).items) {
+          const std::string n = name_of(cm);
+          if (n != routes_configmap_name(name) && router_of_owned("ConfigMap", n) == name &&
+              std::find(cm_names.begin(), cm_names.end(), n) == cm_names.end()) {
+            client_.remove(res::kConfigMaps, ns, n);  // a part the index no longer names
+          }
         }
+        std::lock_guard lock(mu_);
+        OwnedState& o = owned_[key];
+        o.parts_clean = o.table_configmaps == cm_names;
       }
     }
-    client_.apply(res::kServices, render_metrics_service(router));
-    client_.apply(res::kPodDisruptionBudgets, render_pdb(router));
-    deployment = client_.apply(res::kDeployments, render_deployment(router, options_.render));
+    apply_owned(key, res::kServices, render_metrics_service(router));
+    apply_owned(key, res::kPodDisruptionBudgets, render_pdb(router));
+    deployment = apply_owned(key, res::kDeployments, render_deployment(router, options_.render));
+    // Not watched (its CRD may be absent): applied every time, so the resync repairs it.
     if (service_monitors_installed()) client_.apply(res::kServiceMonitors, render_service_monitor(router));
   } catch (const kube::ApiError& e) {
     if (e.transient()) throw;
@@ -265,36 +394,74 @@ Outcome Reconciler::reconcile_router(const std::string& key) {
     }
   }
 
-  // What routes' statuses depend on: the table, and how far the fleet is with it.
+  // What routes' statuses depend on: the table, and how far the fleet is with it. A route
+  // is enqueued only when what its status shows may have changed: all of them when what
+  // they all show does (replicas, live pods, rejections, whether there is a table), else
+  // those whose generation in the table, or count of pods running a table that holds it,
+  // moved.
   auto now = options_.steady_clock();
   std::vector<PodView> pods = fleet_.pods(key, now);
   FleetSummary summary = summarize(pods, hash);
-  std::string signature = hash + "|" + std::to_string(spec.replicas) + "|" + std::to_string(summary.live) + "|" +
-                          std::to_string(summary.current);
-  for (const auto& p : pods) signature += "|" + p.name + ":" + p.state + ":" + p.hash;
-  std::vector<std::string> members;
-  bool changed = false;
+  std::set<std::string> to_enqueue;
+  bool all_routes = false;
   {
     std::lock_guard lock(mu_);
     TableInfo& info = tables_[key];
-    for (const auto& [route, gen] : info.routes) members.push_back(route);
+    for (const auto& [route, gen] : info.routes) to_enqueue.insert(route);
     if (table.error.empty() && !hash.empty()) {
-      changed = info.signature != signature || info.routes != table.routes || info.hash != hash;
       info.generation = generation;
       info.hash = hash;
       info.routes = table.routes;
-      info.signature = signature;
+      info.route_ids = table.route_ids;
     } else if (info.signature.empty()) {
       // No table of ours runs yet that holds any route: its routes wait, and say so.
       info.generation = generation;
       info.hash = hash;
-      info.signature = "no table";
-      changed = true;
     }
+    // Keep the last tables written, and those pods run.
+    while (info.known.size() > kKnownTables) {
+      auto oldest = info.known.end();
+      for (auto it = info.known.begin(); it != info.known.end(); ++it) {
+        const bool run = it->first == info.hash ||
+                         std::any_of(pods.begin(), pods.end(), [&](const PodView& p) { return p.hash == it->first; });
+        if (!run && (oldest == info.known.end() || it->second.first < oldest->second.first)) oldest = it;
+      }
+      if (oldest == info.known.end()) break;
+      info.known.erase(oldest);
+    }
+    std::string signature = std::string(info.hash.empty() ? "no table" : "table") + "|" +
+                            std::to_string(spec.replicas) + "|" + std::to_string(summary.live);
+    for (const auto& [pod, error] : summary.rejected_by) signature += "|" + pod + ":" + error;
+    std::map<std::string, std::string> views;
+    std::map<std::string, int> running;
+    for (const auto& [route, id] : info.route_ids) {
+      const int n = pods_running(info, pods, route, id);
+      running[route] = n;
+      views[route] = id + ":" + std::to_string(n);
+    }
+    info.route_running = std::move(running);
+    if (signature != info.signature) {
+      all_routes = true;
+    } else {
+      to_enqueue.clear();
+      for (const auto& [route, view] : views) {
+        auto old = info.route_views.find(route);
+        if (old == info.route_views.end() || old->second != view) to_enqueue.insert(route);
+      }
+      for (const auto& [route, view] : info.route_views) {
+        if (views.count(route) == 0) to_enqueue.insert(route);
+      }
+    }
+    if (all_routes) {
+      for (const auto& [route, id] : info.route_ids) to_enqueue.insert(route);
+    }
+    info.signature = std::move(signature);
+    info.route_views = std::move(views);
   }
-  if (changed) {
-    for (const auto& [route, gen] : table.routes) members.push_back(route);
-    enqueue_routes_of(ns, name, members);
+  if (all_routes) {
+    enqueue_routes_of(ns, name, std::vector<std::string>(to_enqueue.begin(), to_enqueue.end()));
+  } else {
+    for (const auto& route : to_enqueue) enqueue_(Kind::Route, make_key(ns, route));
   }
   if (auto left = warmup_left(key, router); left.count() > 0 && degraded_reason.empty()) {
     return Outcome::requeue(left);
@@ -372,7 +539,8 @@ Outcome Reconciler::reconcile_route(const std::string& key) {
   const bool jetstream = find(route, {"spec", "source", "jetstream"}) != nullptr;
   set_route_finalizer(route, jetstream);
 
-  RouteCheck check = check_route(route, load_transforms(transforms_.list_in(ns)));
+  std::shared_ptr<const RouteCheck> check_ptr = specs_.check(route, *specs_.transforms(ns, transforms_.list_in(ns)));
+  const RouteCheck& check = *check_ptr;
   RouteStatusInput in;
   in.generation = int_at(route, {"metadata", "generation"});
   in.valid = check.ok;
@@ -388,15 +556,23 @@ Outcome Reconciler::reconcile_route(const std::string& key) {
                            " selects its labels (spec.routeSelector)";
   }
   const auto now = options_.steady_clock();
+  const std::string identity = route_identity(route);
   for (const auto& r : check.ok ? runners : std::vector<Json>{}) {
     const std::string rkey = make_key(ns, name_of(r));
     // Not a word about a valid route before its router's table and pods are known: its
     // router enqueues it once they are.
-    if (!table_info(rkey)) return Outcome::success();
+    {
+      std::lock_guard lock(mu_);
+      // (An entry without a signature is a table being written for the first time.)
+      auto it = tables_.find(rkey);
+      if (it == tables_.end() || it->second.signature.empty()) return Outcome::success();
+    }
     if (auto left = warmup_left(rkey, r); left.count() > 0) return Outcome::requeue(left);
     RouteFleet f;
     f.router = name_of(r);
     f.desired = router_spec(r).replicas;
+    std::vector<PodView> pods = fleet_.pods(rkey, now);
+    int running = 0;
     std::string hash;
     {
       std::lock_guard lock(mu_);
@@ -405,9 +581,17 @@ Outcome Reconciler::reconcile_route(const std::string& key) {
         f.in_table = member != it->second.routes.end() && member->second == in.generation;
         f.table_generation = it->second.generation;
         hash = it->second.hash;
+        auto id = it->second.route_ids.find(name);
+        auto n = it->second.route_running.find(name);
+        if (id != it->second.route_ids.end() && id->second == identity && n != it->second.route_running.end()) {
+          running = n->second;
+        }
       }
     }
-    f.summary = summarize(fleet_.pods(rkey, now), hash);
+    f.summary = summarize(pods, hash);
+    // A pod runs this generation of the route when its table holds it, be that table the
+    // newest or one before it that held the route as it is: as the router last counted.
+    if (f.in_table) f.summary.current = running;
     in.fleets.push_back(std::move(f));
   }
   const std::string stamp = rfc3339(options_.wall_clock());
@@ -435,7 +619,7 @@ Outcome Reconciler::finalize_route(const Json& route, const std::vector<Json>& r
     // A pod that still runs the route would create the consumer again: wait until every
     // pod runs a table without it.
     std::optional<TableInfo> info = table_info(rkey);
-    if (!info || info->routes.count(name) > 0 || warmup_left(rkey, r).count() > 0) {
+    if (!info || info->signature.empty() || info->routes.count(name) > 0 || warmup_left(rkey, r).count() > 0) {
       waiting = "waiting for router " + name_of(r) + " to write a route table without it";
       continue;
     }
@@ -523,6 +707,7 @@ void Reconciler::route_changed(const std::string& key) {
   // The route itself is cheap to look at again: its status may lag its router's news.
   enqueue_(Kind::Route, key);
   if (!spec_changed(Kind::Route, routes_, key)) return;
+  if (!routes_.get(key)) specs_.forget_route(key);  // deleted: its check goes too
   for (const auto& r : routers_.list_in(split_key(key).first)) enqueue_(Kind::Router, make_key(ns_of(r), name_of(r)));
 }
 
@@ -549,7 +734,16 @@ void Reconciler::router_changed(const std::string& key) {
 
 void Reconciler::owned_changed(std::string_view kind, const std::string& key) {
   auto [ns, name] = split_key(key);
-  if (auto router = router_of_owned(kind, name)) enqueue_(Kind::Router, make_key(ns, *router));
+  auto router = router_of_owned(kind, name);
+  if (!router) return;
+  const std::string router_key = make_key(ns, *router);
+  // The echo of the controller's own apply: the cache shows what the apply left.
+  if (owned_as_applied(router_key, std::string(kind), ns, name)) return;
+  if (kind == "ConfigMap") {
+    std::lock_guard lock(mu_);
+    if (auto o = owned_.find(router_key); o != owned_.end()) o->second.parts_clean = false;
+  }
+  enqueue_(Kind::Router, router_key);
 }
 
 void Reconciler::heartbeat(const std::string& router_key, std::string_view payload) {

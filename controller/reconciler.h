@@ -10,7 +10,10 @@
 //   EventRouter changed     → that router
 //   an owned object changed → its router (drift repair)
 //   a heartbeat changed what a fleet runs, or a pod went silent → its router
-//   a router's table or fleet changed → the routes in its old and new table, and those naming it
+//   a router's fleet changed (replicas, live pods, rejections) → the routes in its old and
+//                           new table, and those naming it
+//   a router's table or a pod's table changed → only the routes whose generation in the
+//                           table, or count of pods running a table that holds it, moved
 #pragma once
 
 #include <chrono>
@@ -28,6 +31,7 @@
 #include "controller/json_util.h"
 #include "controller/metrics.h"
 #include "controller/render.h"
+#include "controller/spec_cache.h"
 #include "kube/client.h"
 
 namespace switchboard::router {
@@ -71,6 +75,12 @@ struct ReconcilerOptions {
   std::chrono::milliseconds max_warmup{30000};
   std::function<std::chrono::system_clock::time_point()> wall_clock = [] { return std::chrono::system_clock::now(); };
   std::function<std::chrono::steady_clock::time_point()> steady_clock = [] { return std::chrono::steady_clock::now(); };
+  // The informer caches of the owned kinds, by kind ("Deployment"). With one, an owned
+  // object is applied only when what the controller wants of it changed since its last
+  // apply, or the cache shows another version than that apply left (edited, deleted, or
+  // not seen yet); its own echo enqueues nothing. Without one (tests), every reconcile
+  // applies it.
+  std::map<std::string, const Store*> owned;
 };
 
 class Reconciler {
@@ -99,9 +109,23 @@ class Reconciler {
     uint64_t generation = 0;
     std::string hash;
     std::map<std::string, int64_t> routes;  // route name → metadata.generation
-    std::string signature;                  // what routes' statuses depend on
+    std::map<std::string, std::string> route_ids;  // route name → route_identity() in the table
+    std::string signature;                  // what every route's status depends on
+    // What each route's status depends on beside the signature: its generation in the
+    // table, and how many pods run a table holding it (route_running, counted by the
+    // router's reconcile; a route's reconcile reads it from here, so that what a route
+    // shows is always what its router last counted, and the router requeues it when that
+    // changes).
+    std::map<std::string, std::string> route_views;
+    std::map<std::string, int> route_running;
+    // The last tables written by this controller (and any a pod still runs): hash → the
+    // order written, route_ids. A pod runs a route when its table holds the route's
+    // generation, whether or not that table is the newest.
+    std::map<std::string, std::pair<uint64_t, std::shared_ptr<const std::map<std::string, std::string>>>> known;
+    uint64_t written = 0;
   };
   std::optional<TableInfo> table_info(const std::string& router_key) const;
+  const SpecCache& spec_cache() const { return specs_; }
 
  private:
   Outcome finalize_route(const Json& route, const std::vector<Json>& runners);
@@ -112,6 +136,15 @@ class Reconciler {
   std::chrono::milliseconds warmup_left(const std::string& router_key, const Json& router);
   void write_status(const kube::Resource& resource, const Json& stored,
                     const std::function<Json(const Json& old_status)>& compute);
+  // Server-side apply of an owned object of router `router_key`, unless ReconcilerOptions::owned
+  // shows it as the last apply left it and the desired object is the same; returns the object
+  // as stored.
+  Json apply_owned(const std::string& router_key, const kube::Resource& r, const Json& desired,
+                   bool* applied = nullptr);
+  // The cache's copy of an owned object when it is the version this controller's last apply
+  // left, else nothing.
+  std::optional<Json> owned_as_applied(const std::string& router_key, const std::string& kind,
+                                       const std::string& ns, const std::string& name) const;
   void enqueue_routes_of(const std::string& ns, const std::string& router, const std::vector<std::string>& names);
   // Whether what others depend on (generation, labels, deletion, finalizers) changed since
   // the last call for this object: a status write (the controller's own, most often)
@@ -128,8 +161,19 @@ class Reconciler {
   router::Logger& log_;
   ReconcilerOptions options_;
 
+  SpecCache specs_;
   mutable std::mutex mu_;
   std::map<std::string, TableInfo> tables_;
+  struct AppliedObject {
+    std::string desired;           // the object applied, as text
+    std::string resource_version;  // of the object the apply returned
+  };
+  struct OwnedState {
+    std::map<std::string, AppliedObject> applied;  // "Kind/name" → last apply
+    std::vector<std::string> table_configmaps;     // of the current table
+    bool parts_clean = false;  // no part ConfigMap beside table_configmaps since the last look
+  };
+  std::map<std::string, OwnedState> owned_;  // router key →
   std::map<std::string, std::chrono::steady_clock::time_point> listening_since_;
   std::map<std::string, std::string> seen_;  // kind/key → what spec_changed compares
   std::optional<bool> service_monitors_;

@@ -190,10 +190,21 @@ std::string document_name(const std::string& kind, const std::string& name) {
   return k + "/" + name;
 }
 
+std::string object_fingerprint(const Json& object) {
+  const Json* spec = find(object, {"spec"});
+  return string_at(object, {"metadata", "uid"}) + "/" + std::to_string(int_at(object, {"metadata", "generation"})) +
+         "/" + (spec == nullptr ? std::string("null") : spec->serialize());
+}
+
+std::string route_identity(const Json& route) {
+  return string_at(route, {"metadata", "uid"}) + "/" + std::to_string(int_at(route, {"metadata", "generation"}));
+}
+
 LoadedTransform load_transform(const Json& transform) {
   LoadedTransform t;
   t.name = string_at(transform, {"metadata", "name"});
   t.generation = int_at(transform, {"metadata", "generation"});
+  t.fingerprint = object_fingerprint(transform);
   route::RouteSet set;
   t.loaded = route::load_yaml(object_document(transform, "EventTransform"), document_name("EventTransform", t.name),
                               set, t.errors) &&
@@ -344,8 +355,7 @@ bool router_selects(const Json& router, const Json& route_object) {
   return selector_matches(*selector, labels == nullptr ? Json::object() : *labels);
 }
 
-RouterTable build_table(const Json& router, const std::vector<Json>& routes, const TransformIndex& transforms) {
-  RouterTable t;
+std::vector<const Json*> selected_routes(const Json& router, const std::vector<Json>& routes) {
   std::vector<const Json*> selected;
   for (const auto& r : routes) {
     // A route being deleted leaves the table first: its JetStream consumer is deleted
@@ -355,17 +365,23 @@ RouterTable build_table(const Json& router, const std::vector<Json>& routes, con
   std::sort(selected.begin(), selected.end(), [](const Json* a, const Json* b) {
     return string_at(*a, {"metadata", "name"}) < string_at(*b, {"metadata", "name"});
   });
+  return selected;
+}
+
+RouterTable table_of_checked(const std::vector<std::pair<const Json*, const RouteCheck*>>& checked,
+                           const TransformIndex& transforms) {
+  RouterTable t;
   std::set<std::string> used;
-  for (const Json* r : selected) {
+  for (const auto& [r, c] : checked) {
     const std::string name = string_at(*r, {"metadata", "name"});
-    RouteCheck c = check_route(*r, transforms);
-    if (!c.ok) {
+    if (!c->ok) {
       t.left_out.push_back(name);
       continue;
     }
-    used.insert(c.uses.begin(), c.uses.end());
+    used.insert(c->uses.begin(), c->uses.end());
     t.routes[name] = int_at(*r, {"metadata", "generation"});
-    t.set.routes.push_back(std::move(c.spec));
+    t.route_ids[name] = route_identity(*r);
+    t.set.routes.push_back(c->spec);
   }
   for (const auto& name : used) t.set.transforms.push_back(transforms.at(name).spec);  // std::set: sorted
   auto compiled = route::RouteTable::compile(t.set, 0);
@@ -377,6 +393,16 @@ RouterTable build_table(const Json& router, const std::vector<Json>& routes, con
   t.canonical = table->canonical_json();
   t.hash = table->hash();
   return t;
+}
+
+RouterTable build_table(const Json& router, const std::vector<Json>& routes, const TransformIndex& transforms) {
+  std::vector<const Json*> selected = selected_routes(router, routes);
+  std::vector<RouteCheck> checks;
+  checks.reserve(selected.size());
+  for (const Json* r : selected) checks.push_back(check_route(*r, transforms));
+  std::vector<std::pair<const Json*, const RouteCheck*>> checked;
+  for (size_t i = 0; i < selected.size(); ++i) checked.emplace_back(selected[i], &checks[i]);
+  return table_of_checked(checked, transforms);
 }
 
 }  // namespace switchboard::controller

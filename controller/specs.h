@@ -30,10 +30,16 @@ struct LoadedTransform {
   std::string name;
   int64_t generation = 0;
   bool loaded = false;                 // read without errors
+  // uid, metadata.generation and the spec's text: everything the load depends on, and
+  // what a route check that uses this transform depends on (SpecCache).
+  std::string fingerprint;
   std::vector<route::SpecError> errors;
   route::TransformSpec spec;
 };
 LoadedTransform load_transform(const Json& transform);
+// The fingerprint of an EventRoute or EventTransform: uid, metadata.generation and the
+// spec's text. Objects with the same name and fingerprint load and check the same.
+std::string object_fingerprint(const Json& object);
 // The transforms of a namespace, by name.
 using TransformIndex = std::map<std::string, LoadedTransform>;
 TransformIndex load_transforms(const std::vector<Json>& transforms);
@@ -80,13 +86,22 @@ struct RouterTable {
   route::RouteSet set;                          // the valid routes selected, and their transforms
   std::map<std::string, int64_t> routes;        // route name → metadata.generation in the table
   std::vector<std::string> left_out;            // selected routes that are invalid
+  std::map<std::string, std::string> route_ids;  // route name → route_identity() of the object in the table
   std::string canonical;                        // canonical JSON
   std::string hash;                             // "sha256:<hex>"
   std::string error;                            // when the whole set does not compile
 };
+// What tells one generation of one route object from another: "uid/generation".
+std::string route_identity(const Json& route);
 // The table an EventRouter runs: every route of its namespace it selects that compiles,
 // sorted by name, with the transforms they use, sorted by name. `routes` and
 // `transforms` are the objects of the router's namespace.
 RouterTable build_table(const Json& router, const std::vector<Json>& routes, const TransformIndex& transforms);
+
+// The two halves of build_table, for SpecCache: the routes a router selects (not being
+// deleted), sorted by name; and the table of those routes given each one's check.
+std::vector<const Json*> selected_routes(const Json& router, const std::vector<Json>& routes);
+RouterTable table_of_checked(const std::vector<std::pair<const Json*, const RouteCheck*>>& checked,
+                           const TransformIndex& transforms);
 
 }  // namespace switchboard::controller

@@ -30,13 +30,19 @@ using testing::transform_object;
 
 class ReconcilerTest : public ::testing::Test {
  protected:
-  ReconcilerTest() : rec_(client_, routers_, routes_, transforms_, nats_, fleet_, enqueue(), log_, options()) {}
+  // With owned_stores, the reconciler sees the owned objects as an informer would (the
+  // controller's setting); without, it has no cache of them and applies them every time.
+  explicit ReconcilerTest(bool owned_stores = false)
+      : rec_(client_, routers_, routes_, transforms_, nats_, fleet_, enqueue(), log_, options(owned_stores)) {}
 
   Reconciler::Enqueue enqueue() {
     return [this](Kind k, const std::string& key) { queued_.emplace_back(k, key); };
   }
-  ReconcilerOptions options() {
+  ReconcilerOptions options(bool owned_stores) {
     ReconcilerOptions o;
+    if (owned_stores) {
+      for (const auto& s : owned_) o.owned[s->kind] = s->store.get();
+    }
     o.render.default_image = "ghcr.io/switchboard-dev/switchboard:test";
     o.wall_clock = [this] { return wall_; };
     o.steady_clock = [this] { return now_; };
@@ -84,6 +90,18 @@ class ReconcilerTest : public ::testing::Test {
   }
 
   FakeClient client_;
+  struct Owned {
+    std::string kind;
+    std::unique_ptr<ClientStore> store;
+  };
+  std::vector<std::unique_ptr<Owned>> owned_ = [this] {
+    std::vector<std::unique_ptr<Owned>> out;
+    for (const kube::Resource* r : {&res::kConfigMaps, &res::kDeployments, &res::kServiceAccounts, &res::kRoles,
+                                    &res::kRoleBindings, &res::kServices, &res::kPodDisruptionBudgets}) {
+      out.push_back(std::make_unique<Owned>(Owned{r->kind, std::make_unique<ClientStore>(client_, *r)}));
+    }
+    return out;
+  }();
   ClientStore routers_{client_, res::kEventRouters};
   ClientStore routes_{client_, res::kEventRoutes};
   ClientStore transforms_{client_, res::kEventTransforms};
@@ -551,6 +569,183 @@ TEST_F(ReconcilerTest, ApiErrorsBecomeRetriableOutcomes) {
   EXPECT_EQ(ready_reason(res::kEventRouters, "orders"), "False/ApplyFailed");
   client_.heal();
   expect_success(reconcile_router("shop/orders"));
+}
+
+// The controller's setting: owned objects seen through a cache, so that an unchanged one
+// is not applied again.
+class CachedReconcilerTest : public ReconcilerTest {
+ protected:
+  CachedReconcilerTest() : ReconcilerTest(true) {}
+  std::vector<std::string> applies() const {
+    std::vector<std::string> out;
+    for (const auto& c : client_.calls()) {
+      if (c.verb == "apply") out.push_back(c.resource + " " + c.key);
+    }
+    return out;
+  }
+  int count(const std::string& verb, const std::string& resource) const {
+    int n = 0;
+    for (const auto& c : client_.calls()) n += c.verb == verb && c.resource == resource;
+    return n;
+  }
+};
+
+TEST_F(CachedReconcilerTest, UnchangedOwnedObjectsAreNotAppliedAgain) {
+  client_.put(res::kEventRouters, router_object());
+  client_.put(res::kEventRoutes, route_object("r", simple_spec()));
+  expect_success(reconcile_router("shop/orders"));
+  client_.clear_calls();
+  expect_success(reconcile_router("shop/orders"));
+  EXPECT_TRUE(applies().empty()) << applies().size() << " applies, the first " << applies().front();
+  EXPECT_EQ(count("get", "configmaps"), 0) << "the table's ConfigMap is read from the cache";
+  EXPECT_EQ(count("list", "configmaps"), 0) << "no part to look for";
+
+  // The echo of its own apply enqueues nothing.
+  queued_.clear();
+  rec_.owned_changed("Deployment", "shop/orders");
+  rec_.owned_changed("ConfigMap", "shop/orders-routes");
+  EXPECT_TRUE(queued_.empty());
+
+  // A new table: the ConfigMap and nothing else.
+  client_.put(res::kEventRoutes, route_object("r", simple_spec("orders", "other.subject")));
+  client_.clear_calls();
+  expect_success(reconcile_router("shop/orders"));
+  EXPECT_EQ(applies(), (std::vector<std::string>{"configmaps shop/orders-routes"}));
+  EXPECT_EQ(table_generation(), 2u);
+  // A new image: the Deployment and nothing else.
+  client_.put(res::kEventRouters, router_object("orders", "shop", R"(,"image":"registry/router:2")"));
+  client_.clear_calls();
+  expect_success(reconcile_router("shop/orders"));
+  EXPECT_EQ(applies(), (std::vector<std::string>{"deployments shop/orders"}));
+}
+
+TEST_F(CachedReconcilerTest, DriftIsStillRepaired) {
+  client_.put(res::kEventRouters, router_object());
+  expect_success(reconcile_router("shop/orders"));
+  Json d = get(res::kDeployments, "orders");
+  d["spec"]["replicas"] = num(7);
+  client_.put(res::kDeployments, d);
+  client_.delete_object(res::kRoles, "shop", "orders-router");
+  Json cm = get(res::kConfigMaps, "orders-routes");
+  cm["data"]["routes.json"] = str("{}");
+  client_.put(res::kConfigMaps, cm);
+  // A stray part of the table, as a failed cleanup would leave.
+  Json stray = cm;
+  stray["metadata"]["name"] = str("orders-routes-9");
+  stray["metadata"].erase("resourceVersion");
+  client_.put(res::kConfigMaps, stray);
+
+  queued_.clear();
+  rec_.owned_changed("Deployment", "shop/orders");
+  rec_.owned_changed("Role", "shop/orders-router");
+  rec_.owned_changed("ConfigMap", "shop/orders-routes");
+  rec_.owned_changed("ConfigMap", "shop/orders-routes-9");
+  EXPECT_EQ(queued_.size(), 4u) << "edits and deletions of others enqueue the router";
+  client_.clear_calls();
+  expect_success(reconcile_router("shop/orders"));
+  EXPECT_EQ(int_at(get(res::kDeployments, "orders"), {"spec", "replicas"}), 2);
+  get(res::kRoles, "orders-router");
+  EXPECT_NE(string_at(get(res::kConfigMaps, "orders-routes"), {"data", "routes.json"}), "{}");
+  EXPECT_FALSE(client_.object(res::kConfigMaps, "shop", "orders-routes-9"));
+  std::vector<std::string> a = applies();
+  std::sort(a.begin(), a.end());
+  EXPECT_EQ(a, (std::vector<std::string>{"configmaps shop/orders-routes", "deployments shop/orders",
+                                         "roles shop/orders-router"}));
+}
+
+TEST_F(CachedReconcilerTest, StatusIsWrittenWithoutReadingFirst) {
+  client_.put(res::kEventRouters, router_object());
+  client_.put(res::kEventRoutes, route_object("r", simple_spec()));
+  expect_success(reconcile_router("shop/orders"));
+  client_.clear_calls();
+  expect_success(rec_.reconcile_route("shop/r"));
+  EXPECT_EQ(ready_reason(res::kEventRoutes, "r"), "False/Applying");
+  EXPECT_EQ(count("get", "eventroutes"), 0);
+  EXPECT_EQ(count("replace_status", "eventroutes"), 1);
+
+  // A stale copy (another writer got there first): the conflict is read and retried.
+  Json stale = get(res::kEventRoutes, "r");
+  Json other = stale;
+  other["status"]["observedGeneration"] = num(0);
+  client_.replace_status(res::kEventRoutes, other);
+  client_.clear_calls();
+  struct Stale : Store {
+    Json object;
+    std::optional<Json> get(const std::string&) const override { return object; }
+    std::vector<Json> list() const override { return {object}; }
+  } stale_store;
+  stale_store.object = stale;
+  stale_store.object["status"] = Json::object();
+  Reconciler rec(client_, routers_, stale_store, transforms_, nats_, fleet_, enqueue(), log_, options(true));
+  expect_success(rec.reconcile(Kind::Router, "shop/orders"));
+  expect_success(rec.reconcile_route("shop/r"));
+  EXPECT_EQ(count("get", "eventroutes"), 1);
+  EXPECT_EQ(int_at(get(res::kEventRoutes, "r"), {"status", "observedGeneration"}), 1);
+}
+
+TEST_F(CachedReconcilerTest, AnEditRequeuesOnlyTheEditedRouteAndTheOthersStayReady) {
+  client_.put(res::kEventRouters, router_object());
+  for (const char* n : {"a", "b", "c"}) client_.put(res::kEventRoutes, route_object(n, simple_spec("orders", std::string(n) + ".>")));
+  expect_success(reconcile_router("shop/orders"));
+  const std::string first = table_hash();
+  heartbeat("orders-a", 1, first);
+  heartbeat("orders-b", 1, first);
+  expect_success(reconcile_router("shop/orders"));
+  for (const char* n : {"a", "b", "c"}) {
+    expect_success(rec_.reconcile_route(std::string("shop/") + n));
+    EXPECT_EQ(ready_reason(res::kEventRoutes, n), "True/Applied") << n;
+  }
+
+  // b is edited: a new table, and only b waits for it.
+  client_.put(res::kEventRoutes, route_object("b", simple_spec("orders", "b2.>")));
+  queued_.clear();
+  expect_success(reconcile_router("shop/orders"));
+  const std::string second = table_hash();
+  EXPECT_NE(second, first);
+  EXPECT_EQ(queued_, (std::vector<std::pair<Kind, std::string>>{{Kind::Route, "shop/b"}}));
+  for (const char* n : {"a", "b", "c"}) expect_success(rec_.reconcile_route(std::string("shop/") + n));
+  EXPECT_EQ(ready_reason(res::kEventRoutes, "a"), "True/Applied") << "its pods still run it";
+  EXPECT_EQ(string_at(get(res::kEventRoutes, "a"), {"status", "applied"}), "2/2");
+  EXPECT_EQ(ready_reason(res::kEventRoutes, "b"), "False/Applying");
+  EXPECT_EQ(string_at(get(res::kEventRoutes, "b"), {"status", "applied"}), "0/2");
+
+  // One pod moves: b is requeued, a and c are not (they run on either table).
+  heartbeat("orders-a", 2, second);
+  queued_.clear();
+  expect_success(reconcile_router("shop/orders"));
+  EXPECT_EQ(queued_, (std::vector<std::pair<Kind, std::string>>{{Kind::Route, "shop/b"}}));
+  expect_success(rec_.reconcile_route("shop/b"));
+  EXPECT_EQ(string_at(get(res::kEventRoutes, "b"), {"status", "applied"}), "1/2");
+  EXPECT_EQ(ready_reason(res::kEventRouters, "orders"), "False/Applying");
+  heartbeat("orders-b", 2, second);
+  expect_success(reconcile_router("shop/orders"));
+  expect_success(rec_.reconcile_route("shop/b"));
+  EXPECT_EQ(ready_reason(res::kEventRoutes, "b"), "True/Applied");
+  EXPECT_EQ(ready_reason(res::kEventRouters, "orders"), "True/Applied");
+
+  // A pod leaves: every route's count changes, so every route is requeued.
+  heartbeat("orders-b", 2, second, "stopped");
+  queued_.clear();
+  expect_success(reconcile_router("shop/orders"));
+  for (const char* n : {"a", "b", "c"}) EXPECT_TRUE(queued(Kind::Route, std::string("shop/") + n)) << n;
+}
+
+TEST_F(CachedReconcilerTest, ADeletedRouteLeavesTheSpecCache) {
+  client_.put(res::kEventRouters, router_object());
+  client_.put(res::kEventRoutes, route_object("r", simple_spec()));
+  client_.put(res::kEventRoutes, route_object("s", simple_spec("orders", "s.>")));
+  rec_.route_changed("shop/r");
+  rec_.route_changed("shop/s");
+  expect_success(reconcile_router("shop/orders"));
+  EXPECT_TRUE(rec_.spec_cache().has_route("shop/r"));
+  const uint64_t checks = rec_.spec_cache().stats().route_checks;
+  expect_success(rec_.reconcile_route("shop/r"));
+  expect_success(reconcile_router("shop/orders"));
+  EXPECT_EQ(rec_.spec_cache().stats().route_checks, checks) << "read once";
+  client_.delete_object(res::kEventRoutes, "shop", "r");
+  rec_.route_changed("shop/r");
+  EXPECT_FALSE(rec_.spec_cache().has_route("shop/r"));
+  EXPECT_TRUE(rec_.spec_cache().has_route("shop/s"));
 }
 
 }  // namespace
