@@ -25,6 +25,7 @@ bool parse_heartbeat(std::string_view payload, Heartbeat& out, std::string& erro
   text("hash", out.hash);
   text("state", out.state);
   text("error", out.error);
+  text("sourceError", out.source_error);
   uint32_t g = doc.find_member(0, "generation");
   uint64_t generation = 0;
   if (g != 0 && doc.node(g).type == json::Type::Number && doc.uint64_value(g, generation)) out.generation = generation;
@@ -60,7 +61,8 @@ bool FleetTracker::observe(const std::string& router_key, const Heartbeat& hb, C
   auto it = fleet.find(hb.pod);
   bool changed = it == fleet.end() || it->second.reported_stale || now - it->second.seen >= stale_after_ ||
                  it->second.last.generation != hb.generation || it->second.last.hash != hb.hash ||
-                 it->second.last.state != hb.state || it->second.last.error != hb.error;
+                 it->second.last.state != hb.state || it->second.last.error != hb.error ||
+                 it->second.last.source_error != hb.source_error;
   fleet[hb.pod] = Pod{hb, now, false};
   return changed;
 }
@@ -72,7 +74,7 @@ std::vector<PodView> FleetTracker::pods(const std::string& router_key, Clock::ti
   if (f == fleets_.end()) return out;
   for (const auto& [name, pod] : f->second) {
     if (now - pod.seen >= 2 * stale_after_) continue;
-    PodView v{name, pod.last.generation, pod.last.hash, pod.last.state, pod.last.error, false};
+    PodView v{name, pod.last.generation, pod.last.hash, pod.last.state, pod.last.error, false, pod.last.source_error};
     if (now - pod.seen >= stale_after_) {
       v.stale = true;
       v.state = "unknown";

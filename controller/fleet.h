@@ -20,6 +20,7 @@ struct Heartbeat {
   std::string hash;
   std::string state;  // applied | rejected | stopped | pending
   std::string error;
+  std::string source_error;  // a problem with where the pod reads its table (it keeps its table)
 };
 // False with `error` when the payload is not a heartbeat.
 bool parse_heartbeat(std::string_view payload, Heartbeat& out, std::string& error);
@@ -31,6 +32,7 @@ struct PodView {
   std::string state;  // applied | rejected | stopped | unknown (stale, or no table yet)
   std::string error;
   bool stale = false;
+  std::string source_error = {};  // the heartbeat's sourceError
 };
 
 // How far a fleet got with one route table.

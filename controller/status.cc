@@ -48,6 +48,7 @@ Json router_status(const Json& old_status, const RouterStatusInput& in, const st
     if (p.generation > 0) j["generation"] = num(static_cast<int64_t>(p.generation));
     if (!p.hash.empty()) j["hash"] = str(p.hash);
     if (!p.error.empty()) j["error"] = str(bounded_text(p.error));
+    if (!p.source_error.empty()) j["sourceError"] = str(bounded_text(p.source_error));
     pods.push_back(std::move(j));
   }
   s["pods"] = arr(std::move(pods));

@@ -63,6 +63,11 @@ TEST(Fleet, ParsesTheRoutersHeartbeat) {
   EXPECT_EQ(h.hash, "sha256:517a");
   EXPECT_EQ(h.state, "rejected");
   EXPECT_EQ(h.error, "generation 3: bad");
+  EXPECT_EQ(h.source_error, "");
+  ASSERT_TRUE(parse_heartbeat(R"({"pod":"orders-1","state":"applied","sourceError":"cannot watch shop/orders-routes: 403"})",
+                              h, error))
+      << error;
+  EXPECT_EQ(h.source_error, "cannot watch shop/orders-routes: 403");
   EXPECT_FALSE(parse_heartbeat("not json", h, error));
   EXPECT_FALSE(parse_heartbeat(R"({"router":"orders"})", h, error));
 }
@@ -155,6 +160,19 @@ TEST(RouterStatus, ReadyWhenEveryPodRunsTheTable) {
                                                         {"b", 2, "sha256:new", "applied", "", false}}),
                                        "2026-01-01T00:10:00Z"),
                          s));
+}
+
+// A pod that cannot read its table's ConfigMap says so in its heartbeat; the EventRouter's
+// status shows it beside the pod, which keeps its table and still counts as applied.
+TEST(RouterStatus, ShowsAPodsSourceError) {
+  PodView troubled{"b", 2, "sha256:new", "applied", "", false, "cannot watch shop/orders-routes: Forbidden"};
+  Json s = router_status(Json::null(),
+                         router_input({{"a", 2, "sha256:new", "applied", "", false}, troubled}),
+                         "2026-01-01T00:00:00Z");
+  EXPECT_EQ(string_at(s, {"applied"}), "2/2");
+  ASSERT_EQ(s.at("pods").size(), 2u);
+  EXPECT_EQ(find(s.at("pods").at(0), {"sourceError"}), nullptr);
+  EXPECT_EQ(string_at(s.at("pods").at(1), {"sourceError"}), "cannot watch shop/orders-routes: Forbidden");
 }
 
 TEST(RouterStatus, ApplyingRejectedStaleAndDegraded) {
