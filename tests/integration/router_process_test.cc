@@ -27,6 +27,7 @@
 #include "core/json/document.h"
 #include "router/nats_client.h"
 #include "router/run.h"
+#include "tests/support/http_probe.h"
 #include "tests/support/inbox.h"
 #include "tests/support/process.h"
 #include "tests/support/streams.h"
@@ -69,70 +70,9 @@ bool eventually(const std::function<bool()>& done, std::chrono::milliseconds tim
   }
 }
 
-struct HttpReply {
-  int status = 0;  // 0: no answer
-  std::string body;
-};
-
-// A plain HTTP/1.1 GET on 127.0.0.1, so that the tests need no HTTP client library and see
-// exactly what a kubelet probe or a Prometheus scrape sees.
-HttpReply http_get(int port, const std::string& path) {
-  HttpReply reply;
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return reply;
-  timeval tv{3, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return reply;
-  }
-  std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
-                        "\r\nConnection: close\r\n\r\n";
-  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
-    ::close(fd);
-    return reply;
-  }
-  std::string raw;
-  char buf[4096];
-  size_t header_end = std::string::npos;
-  std::optional<size_t> length;
-  while (true) {
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    raw.append(buf, static_cast<size_t>(n));
-    if (header_end == std::string::npos && (header_end = raw.find("\r\n\r\n")) != std::string::npos) {
-      std::string head = raw.substr(0, header_end);
-      for (char& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      size_t at = head.find("\r\ncontent-length:");
-      if (at != std::string::npos) length = std::stoul(head.substr(at + 17));
-    }
-    if (header_end != std::string::npos && length && raw.size() >= header_end + 4 + *length) break;
-  }
-  ::close(fd);
-  if (header_end == std::string::npos || raw.compare(0, 9, "HTTP/1.1 ") != 0) return reply;
-  reply.status = std::atoi(raw.c_str() + 9);
-  reply.body = raw.substr(header_end + 4, length.value_or(std::string::npos));
-  return reply;
-}
-
-// The value of one series ("name" or "name{label=\"v\"}") in a Prometheus text page.
-std::optional<double> metric(const std::string& page, const std::string& series) {
-  std::istringstream in(page);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    size_t space = line.rfind(' ');
-    if (space != std::string::npos && line.compare(0, space, series) == 0 && space == series.size()) {
-      return std::stod(line.substr(space + 1));
-    }
-  }
-  return std::nullopt;
-}
+using testing::http_get;
+using testing::HttpReply;
+using testing::metric;
 
 
 struct Heartbeat {
