@@ -7,6 +7,9 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <array>
+#include <atomic>
+
 namespace switchboard::router {
 
 namespace {
@@ -41,7 +44,12 @@ prometheus::Counter& RouteMetrics::failed_for(route::FailureReason r) const {
   return *failed[static_cast<size_t>(r)];
 }
 
-RouterMetrics::RouterMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
+namespace {
+std::atomic<uint64_t> next_metrics_serial{1};
+}  // namespace
+
+RouterMetrics::RouterMetrics()
+    : registry_(std::make_shared<prometheus::Registry>()), serial_(next_metrics_serial.fetch_add(1)) {
   auto& reg = *registry_;
   received_ = &prometheus::BuildCounter()
                    .Name("switchboard_router_events_received_total")
@@ -112,6 +120,28 @@ RouterMetrics::RouterMetrics() : registry_(std::make_shared<prometheus::Registry
 RouterMetrics::~RouterMetrics() = default;
 
 RouteMetrics& RouterMetrics::route(const std::string& name) {
+  // Every event asks three times for the same route: a few entries per thread answer
+  // without the lock and the map. Entries name their instance by serial, not address, so
+  // a later RouterMetrics at the same address never sees them.
+  struct Cached {
+    uint64_t serial = 0;
+    std::string name;
+    RouteMetrics* metrics = nullptr;
+  };
+  thread_local std::array<Cached, 4> cache;
+  thread_local size_t next_slot = 0;
+  for (auto& c : cache) {
+    if (c.serial == serial_ && c.name == name) return *c.metrics;
+  }
+  RouteMetrics& found = route_locked(name);
+  Cached& slot = cache[next_slot++ % cache.size()];
+  slot.serial = serial_;
+  slot.name = name;
+  slot.metrics = &found;
+  return found;
+}
+
+RouteMetrics& RouterMetrics::route_locked(const std::string& name) {
   std::lock_guard lock(mu_);
   auto it = routes_.find(name);
   if (it != routes_.end()) return it->second;

@@ -87,6 +87,8 @@ class RouterMetrics {
   std::string serialize() const;
 
  private:
+  RouteMetrics& route_locked(const std::string& name);
+
   std::shared_ptr<prometheus::Registry> registry_;
 
   prometheus::Family<prometheus::Counter>* received_;
@@ -106,8 +108,10 @@ class RouterMetrics {
   prometheus::Counter* nats_bytes_in_;
   prometheus::Counter* nats_bytes_out_;
 
+  const uint64_t serial_;  // tells instances apart in route()'s per-thread cache
   std::mutex mu_;  // guards everything below
-  // std::map nodes never move, which is what keeps route()'s references valid.
+  // std::map nodes never move and are never erased, which is what keeps route()'s
+  // references (and the per-thread cache of them) valid.
   std::map<std::string, RouteMetrics, std::less<>> routes_;
   std::map<std::string, prometheus::Gauge*, std::less<>> ack_pending_by_route_;
   prometheus::Gauge* table_info_current_ = nullptr;

@@ -540,14 +540,22 @@ natsStatus make_message(natsMsg** m, const std::string& subject, const NatsHeade
 
 bool NatsClient::publish(std::string_view subject, const NatsHeaders& headers, std::string_view data,
                          std::string& error) {
-  natsMsg* m = nullptr;
-  std::string subj(subject);
-  natsStatus s = make_message(&m, subj, headers, data);
-  if (s == NATS_OK) {
+  thread_local std::string subj;  // cnats wants it NUL-terminated; kept to spare an allocation
+  subj.assign(subject);
+  natsStatus s = NATS_OK;
+  if (headers.empty()) {
+    // Without headers cnats writes the bytes straight into its buffer: no message object.
     std::shared_lock lock(conn_mu_);
-    s = natsConnection_PublishMsg(conn_, m);
+    s = natsConnection_Publish(conn_, subj.c_str(), data.data(), static_cast<int>(data.size()));
+  } else {
+    natsMsg* m = nullptr;
+    s = make_message(&m, subj, headers, data);
+    if (s == NATS_OK) {
+      std::shared_lock lock(conn_mu_);
+      s = natsConnection_PublishMsg(conn_, m);
+    }
+    natsMsg_Destroy(m);
   }
-  natsMsg_Destroy(m);
   if (s == NATS_OK && flush_on_idle_) unflushed_.store(true, std::memory_order_relaxed);
   if (s != NATS_OK) {
     error = "publish " + subj + ": " + status_text(s);

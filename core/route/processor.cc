@@ -470,9 +470,20 @@ void Processor::prepare(const Message& msg) {
       if (!dup) headers->emplace_back(Value::string_view(k), Value::string_view(v));
     }
   }
-  parsed_ = doc_.parse(msg.payload);
-  json_error_ = parsed_ ? std::string() : doc_.error();
-  activation_.set(kEvent, parsed_ ? Value::json(&doc_, 0) : Value::null());
+  // Parsed the first time a route of this event reads it (parse_payload): a route that
+  // never looks at the payload, such as a pass-through, costs no parse.
+  payload_ = msg.payload;
+  parse_pending_ = true;
+  parsed_ = false;
+  json_error_.clear();
+  activation_.set(kEvent, Value::null());
+}
+
+void Processor::parse_payload() {
+  if (!parse_pending_) return;
+  parse_pending_ = false;
+  parsed_ = doc_.parse(payload_);
+  if (!parsed_) json_error_ = doc_.error();
 }
 
 bool Processor::apply_steps(const std::vector<CompiledStep>& steps, Value& event, std::string& where,
@@ -548,12 +559,14 @@ bool Processor::apply_steps(const std::vector<CompiledStep>& steps, Value& event
 bool Processor::run_steps(const std::vector<CompiledStep>& steps, bool needs_json, const Message& msg,
                           std::string& payload, std::string& error) {
   prepare(msg);
+  if (needs_json) parse_payload();
   if (needs_json && !parsed_) {
     error = "payload is not JSON: " + json_error_;
     return false;
   }
   Value event = parsed_ ? Value::json(&doc_, 0) : Value::null();
   EventScope scope(*this, event);
+  activation_.set(kEvent, event);
   std::string where;
   if (!apply_steps(steps, event, where, error)) {
     error = where + ": " + error;
@@ -598,6 +611,7 @@ Result Processor::run_route(const RouteTable& table, uint32_t index, const Messa
                     std::to_string(route.spec.max_payload_bytes));
   }
   if (!headers_error_.empty()) return fail(FailureReason::TooLarge, "source", headers_error_);
+  if (route.needs_json) parse_payload();
   if (route.needs_json && !parsed_) {
     return fail(FailureReason::NotJson, "source", "payload is not JSON: " + json_error_);
   }
@@ -713,7 +727,7 @@ void Processor::process(const RouteTable& table, const Message& msg, std::vector
   matched_.clear();
   table.match(msg.subject, matched_);
   if (matched_.empty()) return;
-  prepare(msg);  // parse once, whatever the number of routes
+  prepare(msg);  // parsed at most once, whatever the number of routes
   for (uint32_t index : matched_) out.push_back(run_route(table, index, msg));
 }
 

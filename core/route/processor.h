@@ -75,11 +75,13 @@ class Processor {
   bool run_steps(const std::vector<CompiledStep>& steps, bool needs_json, const Message& msg,
                  std::string& payload, std::string& error);
 
-  // Why the last payload did not parse as JSON (empty when it did).
+  // Why the last payload did not parse as JSON (empty when it did, or when no route of it
+  // read the payload).
   const std::string& json_error() const { return json_error_; }
 
  private:
   void prepare(const Message& msg);
+  void parse_payload();  // the event's payload, once, when a route first needs it
   Result run_route(const RouteTable& table, uint32_t route, const Message& msg);
   bool apply_steps(const std::vector<CompiledStep>& steps, cel::Value& event, std::string& where,
                    std::string& error);
@@ -100,6 +102,8 @@ class Processor {
   size_t publishes_before(const RouteTable& table, uint32_t route, std::string_view subject);
 
   json::Document doc_;
+  std::string_view payload_;   // of the prepared event
+  bool parse_pending_ = false;  // prepared, not parsed yet
   bool parsed_ = false;
   std::string json_error_;
   std::string headers_error_;  // why the event's headers are over the limits, or empty

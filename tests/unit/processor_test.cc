@@ -259,6 +259,39 @@ TEST(Processor, NonJsonPayload) {
   EXPECT_EQ(p.json_error(), "");
 }
 
+// The payload is parsed when the first route that reads it runs, and once per event: a
+// route that never reads it (a pass-through, or one that looks only at the subject and
+// headers) costs no parse and passes any bytes.
+TEST(Processor, OnlyRoutesThatReadThePayloadParseIt) {
+  auto t = Table(R"yaml(routes:
+  - name: pass-through
+    source: {subject: in}
+    destinations: [{subject: copy}]
+  - name: reads-event
+    source: {subject: in}
+    filter: 'event.amount > 1'
+    destinations: [{subject: out}]
+)yaml");
+  ASSERT_TRUE(t);
+  Processor p;
+  const std::string deep = std::string(5000, '[') + std::string(5000, ']');
+  for (const std::string& payload : {std::string("not JSON"), deep}) {
+    p.prepare_event(Message{"in", nullptr, payload});
+    Result pass = p.run_prepared(*t, 0, Message{"in", nullptr, payload});
+    EXPECT_EQ(p.json_error(), "") << "the pass-through route parsed the payload";
+    EXPECT_EQ(Output(pass), payload);
+    Result reads = p.run_prepared(*t, 1, Message{"in", nullptr, payload});
+    EXPECT_EQ(reads.reason, FailureReason::NotJson);
+    EXPECT_NE(p.json_error(), "");
+  }
+  // A JSON event: the reading route sees it, whichever route ran first.
+  const std::string good = R"({"amount": 5})";
+  p.prepare_event(Message{"in", nullptr, good});
+  EXPECT_EQ(Output(p.run_prepared(*t, 1, Message{"in", nullptr, good})), good);
+  EXPECT_EQ(Output(p.run_prepared(*t, 0, Message{"in", nullptr, good})), good);
+  EXPECT_EQ(p.json_error(), "");
+}
+
 TEST(Processor, MaxPayloadBytes) {
   auto t = OneRoute("    maxPayloadBytes: 10\n");
   ASSERT_TRUE(t);

@@ -14,6 +14,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -85,6 +86,29 @@ TEST(RouterMetrics, RouteHandlesAreCachedPerName) {
   const std::string text = m.serialize();
   EXPECT_LINE(text, "switchboard_router_events_received_total{route=\"a\"} 1");
   EXPECT_LINE(text, "switchboard_router_events_received_total{route=\"b\"} 0");
+}
+
+// route() answers repeated names from a per-thread cache: a new instance in the same
+// place (in a std::optional here) must never be handed the old one's counters.
+TEST(RouterMetrics, TheRouteCacheNeverCrossesInstances) {
+  std::optional<RouterMetrics> m;
+  m.emplace();
+  m->route("orders").received->Increment(7);
+  const void* first_address = &*m;
+  m.reset();
+  m.emplace();
+  ASSERT_EQ(first_address, &*m);  // the case the cache must get right
+  m->route("orders").received->Increment();
+  EXPECT_LINE(m->serialize(), "switchboard_router_events_received_total{route=\"orders\"} 1");
+  // More names than the cache holds, asked in turns, each answered with its own counters.
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 9; ++i) m->route("r" + std::to_string(i)).received->Increment(i);
+  }
+  const std::string text = m->serialize();
+  for (int i = 0; i < 9; ++i) {
+    EXPECT_LINE(text, "switchboard_router_events_received_total{route=\"r" + std::to_string(i) + "\"} " +
+                          std::to_string(3 * i));
+  }
 }
 
 TEST(RouterMetrics, ProcessingHistogramBuckets) {
