@@ -139,6 +139,19 @@ NatsFleet::~NatsFleet() {
   connections_.clear();
 }
 
+std::string NatsFleet::connection_problem(const std::string& router_key) const {
+  std::lock_guard lock(mu_);
+  auto w = watches_.find(router_key);
+  if (w == watches_.end()) return "";
+  auto c = connections_.find(w->second.connection);
+  if (c == connections_.end() || c->second->client.connected()) return "";
+  const std::string reason = c->second->client.closed_reason();
+  return "the controller is not connected to NATS at " + c->second->urls +
+         " (it keeps trying; a server that hangs up without a reason, as on a TLS client certificate it does not "
+         "accept, looks like this)" +
+         (reason.empty() ? "" : ": " + reason);
+}
+
 std::string NatsFleet::watch(const std::string& router_key, const std::string& subject, const NatsSettings& settings) {
   const std::string key = settings.key();
   std::lock_guard lock(mu_);

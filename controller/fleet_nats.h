@@ -55,6 +55,14 @@ class FleetNats {
   virtual void forget(const std::string& router_key) = 0;
   // Whether watch() was called for the router (and it was not forgotten since).
   virtual bool watching(const std::string& router_key) const = 0;
+  // Why the connection the router is watched over is not up, or empty when it is (or
+  // when the router is not watched). A server that refuses without saying so (one that
+  // hangs up on a TLS client lacking the certificate it wants) lets watch() succeed and
+  // the connection retry for ever: this is how that shows.
+  virtual std::string connection_problem(const std::string& router_key) const {
+    (void)router_key;
+    return "";
+  }
   // Deletes a durable JetStream consumer over the router's connection. A consumer or
   // stream that does not exist counts as deleted. Returns an empty string or the error.
   virtual std::string delete_consumer(const std::string& router_key, const std::string& stream,
@@ -72,6 +80,7 @@ class NatsFleet : public FleetNats {
   std::string watch(const std::string& router_key, const std::string& subject, const NatsSettings& settings) override;
   void forget(const std::string& router_key) override;
   bool watching(const std::string& router_key) const override;
+  std::string connection_problem(const std::string& router_key) const override;
   std::string delete_consumer(const std::string& router_key, const std::string& stream,
                               const std::string& durable) override;
   size_t connections() const;

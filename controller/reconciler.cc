@@ -466,6 +466,13 @@ Outcome Reconciler::reconcile_router(const std::string& key) {
   if (auto left = warmup_left(key, router); left.count() > 0 && degraded_reason.empty()) {
     return Outcome::requeue(left);
   }
+  // Past the warm-up, a connection that is still not up is why no heartbeat comes.
+  if (degraded_reason.empty()) {
+    if (std::string problem = nats_.connection_problem(key); !problem.empty()) {
+      degraded_reason = reasons::kNatsUnavailable;
+      degraded_message = std::move(problem);
+    }
+  }
   if (options_.metrics != nullptr) {
     options_.metrics->set_router_pods(ns, name, summary.applied, summary.rejected, summary.stale);
   }

@@ -92,6 +92,10 @@ class FakeNats : public FleetNats {
   std::string watch(const std::string& router_key, const std::string& subject, const NatsSettings& settings) override;
   void forget(const std::string& router_key) override;
   bool watching(const std::string& router_key) const override { return watches.count(router_key) > 0; }
+  std::string connection_problem(const std::string& router_key) const override {
+    auto it = problems.find(router_key);
+    return it == problems.end() ? "" : it->second;
+  }
   std::string delete_consumer(const std::string& router_key, const std::string& stream,
                               const std::string& durable) override;
 
@@ -99,6 +103,7 @@ class FakeNats : public FleetNats {
   std::vector<std::string> deleted;                                     // "router stream/durable"
   std::string watch_error;
   std::string delete_error;
+  std::map<std::string, std::string> problems;  // router → connection_problem()
 };
 
 // Deep merge of JSON objects (RFC 7386 merge patch): null removes a field.

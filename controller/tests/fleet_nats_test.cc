@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
+#include <filesystem>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -15,7 +17,10 @@
 #include "router/log.h"
 #include "router/nats_client.h"
 #include "router/router.h"
+#include "tests/support/files.h"
+#include "tests/support/nats_credentials.h"
 #include "tests/support/process.h"
+#include "tests/support/test_certificates.h"
 
 namespace switchboard::controller {
 namespace {
@@ -164,6 +169,101 @@ TEST_F(FleetNatsTest, OneConnectionPerConfigurationWithItsCredentials) {
   EXPECT_EQ(fleet_.connections(), 1u);
   fleet_.forget("shop/billing");
   EXPECT_EQ(fleet_.connections(), 0u) << "a connection no router uses is closed";
+}
+
+// Credentials as an EventRouter's Secrets give them (contents, not files): a server that
+// demands TLS with a client certificate and an NKey. The controller writes them to a
+// private folder under $TMPDIR for cnats, and removes it when the connection closes.
+TEST_F(FleetNatsTest, TlsClientCertificateAndNKeyFromSecrets) {
+  testing::TestCertificates certs;
+  ASSERT_EQ(certs.error(), "");
+  testing::NKey user = testing::make_nkey(testing::NKeyType::User);
+  ASSERT_FALSE(user.seed.empty()) << "OpenSSL could not make an Ed25519 key";
+  testing::NatsServer server(testing::NatsServer::Config{
+      certs.nats_tls_block(true) + "authorization { users = [ { nkey: \"" + user.public_key + "\" } ] }\n"});
+  ASSERT_TRUE(server.ok()) << testing::read_file(server.log_path());
+
+  char tmpl[] = "/tmp/switchboard-fleet-tmp-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string tmpdir = tmpl;
+  const char* old_tmpdir = std::getenv("TMPDIR");
+  const std::string saved = old_tmpdir != nullptr ? old_tmpdir : "";
+  ::setenv("TMPDIR", tmpdir.c_str(), 1);
+  auto folders = [&] {
+    size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(tmpdir)) ++n;
+    return n;
+  };
+
+  NatsSettings settings;
+  settings.urls = {server.url()};
+  settings.tls_ca = testing::read_file(certs.path("ca.pem"));
+  settings.tls_cert = testing::read_file(certs.path("client.pem"));
+  settings.tls_key = testing::read_file(certs.path("client.key"));
+  settings.nkey_seed = user.seed + "\n";
+  settings.nkey_public = user.public_key + "\n";
+  EXPECT_EQ(fleet_.watch("shop/orders", "switchboard.status.shop.orders", settings), "");
+  EXPECT_TRUE(fleet_.watching("shop/orders"));
+  EXPECT_EQ(folders(), 1u) << "one private folder holds the connection's credentials";
+
+  // A heartbeat from a router with the same credentials arrives.
+  router::NatsClient nc;
+  router::NatsConfig config;
+  config.urls = {server.url()};
+  config.tls_ca_file = certs.path("ca.pem");
+  config.tls_cert_file = certs.path("client.pem");
+  config.tls_key_file = certs.path("client.key");
+  testing::write_file(certs.path("user.nk"), user.seed + "\n");
+  testing::write_file(certs.path("user.nk.pub"), user.public_key + "\n");
+  config.nkey_seed_file = certs.path("user.nk");
+  std::string error;
+  ASSERT_TRUE(nc.connect(config, error)) << error;
+  ASSERT_TRUE(nc.publish("switchboard.status.shop.orders", {}, R"({"pod":"o-0","state":"applied"})", error));
+  nc.flush(2000);
+  std::string payload;
+  ASSERT_TRUE(received_.next("shop/orders", payload));
+  EXPECT_EQ(payload, R"({"pod":"o-0","state":"applied"})");
+
+  // Without the client certificate, or with a CA that did not sign the server's, the
+  // watch fails with a reason that holds no secret, and leaves no folder behind.
+  for (int variant = 0; variant < 2; ++variant) {
+    NatsSettings wrong = settings;
+    if (variant == 0) {
+      wrong.tls_cert.clear();
+      wrong.tls_key.clear();
+    } else {
+      wrong.tls_ca = testing::read_file(certs.path("other-ca.pem"));
+    }
+    std::string why = fleet_.watch("shop/other", "switchboard.status.shop.other", wrong);
+    if (why.empty()) {
+      // Without a client certificate the server hangs up after the handshake without a
+      // reason, which the client retries like any dropped connection: the watch stands,
+      // and connection_problem() says why nothing comes.
+      EXPECT_EQ(variant, 0) << "a CA that did not sign the server's certificate is refused at once";
+      EXPECT_TRUE(fleet_.watching("shop/other"));
+      ASSERT_TRUE(testing::eventually([&] { return !fleet_.connection_problem("shop/other").empty(); }, 5s));
+      why = fleet_.connection_problem("shop/other");
+      EXPECT_NE(why.find(server.url()), std::string::npos) << why;
+      EXPECT_EQ(fleet_.connection_problem("shop/orders"), "") << "the good connection is up";
+      fleet_.forget("shop/other");
+    }
+    EXPECT_FALSE(why.empty()) << "variant " << variant;
+    EXPECT_EQ(why.find(user.seed), std::string::npos) << why;
+    EXPECT_EQ(why.find("PRIVATE KEY"), std::string::npos) << why;
+    EXPECT_FALSE(fleet_.watching("shop/other"));
+  }
+  EXPECT_EQ(fleet_.connections(), 1u);
+
+  fleet_.forget("shop/orders");
+  EXPECT_EQ(fleet_.connections(), 0u);
+  EXPECT_EQ(folders(), 0u) << "the credentials are removed with the connection";
+  if (saved.empty()) {
+    ::unsetenv("TMPDIR");
+  } else {
+    ::setenv("TMPDIR", saved.c_str(), 1);
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(tmpdir, ec);
 }
 
 TEST_F(FleetNatsTest, DeletesADurableConsumer) {

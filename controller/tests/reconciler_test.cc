@@ -500,6 +500,23 @@ TEST_F(ReconcilerTest, NatsCredentialsComeFromTheSecret) {
   o = reconcile_router("shop/orders");
   EXPECT_EQ(o.result, ReconcileResult::Error);
   EXPECT_EQ(ready_reason(res::kEventRouters, "orders"), "False/NatsUnavailable");
+
+  // Watched, but the connection never comes up (a server that hangs up without a word):
+  // after the warm-up that is the reason shown, and it clears when the connection does.
+  nats_.watch_error.clear();
+  nats_.problems["shop/orders"] = "the controller is not connected to NATS at nats://nats:4222";
+  o = rec_.reconcile(Kind::Router, "shop/orders");
+  EXPECT_EQ(o.result, ReconcileResult::Requeue) << "within the warm-up, heartbeats may still come: " << o.error;
+  now_ += o.after;
+  o = rec_.reconcile(Kind::Router, "shop/orders");
+  EXPECT_EQ(o.result, ReconcileResult::Error);
+  EXPECT_EQ(ready_reason(res::kEventRouters, "orders"), "False/NatsUnavailable");
+  router = get(res::kEventRouters, "orders");
+  EXPECT_EQ(string_at(*find_condition(router.at("status").at("conditions"), "Degraded"), {"message"}),
+            "the controller is not connected to NATS at nats://nats:4222");
+  nats_.problems.clear();
+  expect_success(reconcile_router("shop/orders"));
+  EXPECT_NE(ready_reason(res::kEventRouters, "orders"), "False/NatsUnavailable");
 }
 
 TEST_F(ReconcilerTest, JetStreamConsumerIsDeletedThroughTheFinalizer) {

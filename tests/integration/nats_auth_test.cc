@@ -19,25 +19,19 @@
 #include <thread>
 
 #include "router/nats_client.h"
+#include "tests/support/files.h"
 #include "tests/support/http_probe.h"
 #include "tests/support/nats_credentials.h"
 #include "tests/support/process.h"
+#include "tests/support/test_certificates.h"
 
 namespace switchboard::router {
 namespace {
 
+using testing::read_file;
+using testing::write_file;
+
 using namespace std::chrono_literals;
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_file(const std::string& path, const std::string& content) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
-}
 
 NatsConfig config_for(const testing::NatsServer& server) {
   NatsConfig cfg;
@@ -127,51 +121,17 @@ TEST(NKeyGenerator, SeedsSignWhatTheirPublicKeyVerifies) {
 class NatsAuthTest : public ::testing::Test {
  protected:
   // Certificates are slow-ish to make; one set serves every test.
-  static void SetUpTestSuite() {
-    char tmpl[] = "/tmp/switchboard-auth-test-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) return;
-    dir_ = tmpl;
-    if (std::system("openssl version >/dev/null 2>&1") != 0) {
-      cert_error_ = "the openssl command is missing: install openssl to run the TLS tests";
-      return;
-    }
-    const std::string d = dir_;
-    const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-    const std::string ca_ext = " -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign";
-    write_file(d + "/server.ext", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
-    write_file(d + "/client.ext", "extendedKeyUsage=clientAuth\n");
-    const std::string script =
-        "set -e; cd '" + d + "'; exec >openssl.log 2>&1\n"
-        "openssl req -x509" + ec + " -keyout ca.key -out ca.pem -days 2 -subj /CN=switchboard-test-ca" + ca_ext + "\n"
-        "openssl req -x509" + ec + " -keyout other-ca.key -out other-ca.pem -days 2 -subj /CN=some-other-ca" + ca_ext + "\n"
-        "openssl req" + ec + " -keyout server.key -out server.csr -subj /CN=127.0.0.1\n"
-        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 2 -days 2 -extfile server.ext -out server.pem\n"
-        "openssl req" + ec + " -keyout client.key -out client.csr -subj /CN=switchboard-router\n"
-        "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -set_serial 3 -days 2 -extfile client.ext -out client.pem\n";
-    write_file(d + "/make-certs.sh", script);
-    if (std::system(("sh '" + d + "/make-certs.sh'").c_str()) != 0) {
-      cert_error_ = "openssl failed to make the test certificates:\n" + read_file(d + "/openssl.log");
-    }
-  }
-  static void TearDownTestSuite() {
-    if (!dir_.empty()) {
-      std::error_code ec;
-      std::filesystem::remove_all(dir_, ec);
-      dir_.clear();
-    }
-  }
-  static std::string path(const std::string& name) { return dir_ + "/" + name; }
-  static std::string tls_block(bool verify_clients) {
-    return "tls {\n  cert_file: \"" + path("server.pem") + "\"\n  key_file: \"" + path("server.key") +
-           "\"\n  ca_file: \"" + path("ca.pem") + "\"\n  verify: " + (verify_clients ? "true" : "false") +
-           "\n  timeout: 3\n}\n";
-  }
+  static void SetUpTestSuite() { certs_ = std::make_unique<testing::TestCertificates>(); }
+  static void TearDownTestSuite() { certs_.reset(); }
+  static std::string path(const std::string& name) { return certs_->path(name); }
+  static std::string tls_block(bool verify_clients) { return certs_->nats_tls_block(verify_clients); }
   void SetUp() override {
-    ASSERT_FALSE(dir_.empty()) << "no temporary folder";
+    ASSERT_FALSE(certs_->dir().empty()) << "no temporary folder";
+    cert_error_ = certs_->error();
   }
 
-  static inline std::string dir_;
-  static inline std::string cert_error_;  // why the TLS tests cannot run, if they cannot
+  static inline std::unique_ptr<testing::TestCertificates> certs_;
+  std::string cert_error_;  // why the TLS tests cannot run, if they cannot
 };
 
 TEST_F(NatsAuthTest, UserAndPassword) {

@@ -27,34 +27,21 @@
 
 #include "core/json/document.h"
 #include "router/nats_client.h"
+#include "tests/support/files.h"
 #include "tests/support/inbox.h"
 #include "tests/support/process.h"
 
 namespace switchboard::router {
 namespace {
 
+using testing::read_file;
+using testing::eventually;
+
 using testing::Inbox;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 constexpr size_t kMiB = 1 << 20;
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// Polls `done` until it holds or the deadline passes (no fixed sleeps).
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 30s) {
-  const auto deadline = Clock::now() + timeout;
-  while (!done()) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(25ms);
-  }
-  return true;
-}
 
 // GET http://127.0.0.1:port/path with a plain socket, as a Prometheus scrape or a kubelet
 // probe sees it; returns the status (0 when nothing answered) and the body. The server

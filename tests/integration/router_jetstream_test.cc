@@ -21,12 +21,15 @@
 #include "core/route/spec_yaml.h"
 #include "router/nats_client.h"
 #include "router/router.h"
+#include "tests/support/files.h"
 #include "tests/support/inbox.h"
 #include "tests/support/process.h"
 #include "tests/support/streams.h"
 
 namespace switchboard::router {
 namespace {
+
+using testing::eventually;
 
 using testing::Inbox;
 
@@ -58,16 +61,6 @@ std::string header(const NatsHeaders& h, const std::string& key) {
     if (k == key) return v;
   }
   return "";
-}
-
-// Polls `done` until it holds or the deadline passes; waits here are never fixed sleeps.
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 30s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
 }
 
 void add_stream(NatsClient& nc, const char* name, const char* subject, int64_t max_msgs = -1) {

@@ -27,6 +27,7 @@
 #include "core/json/document.h"
 #include "router/nats_client.h"
 #include "router/run.h"
+#include "tests/support/files.h"
 #include "tests/support/http_probe.h"
 #include "tests/support/inbox.h"
 #include "tests/support/process.h"
@@ -35,40 +36,16 @@
 namespace switchboard::router {
 namespace {
 
+using testing::read_file;
+using testing::write_atomically;
+using testing::eventually;
+
 using testing::Inbox;
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 std::string router_binary() { return std::string(SWITCHBOARD_BIN_DIR) + "/switchboard-router"; }
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// Kubernetes swaps a mounted ConfigMap by renaming, never by writing in place: the router
-// must never see half a file.
-void write_atomically(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << content;
-  }
-  std::filesystem::rename(tmp, path);
-}
-
-// Polls `done` until it holds or the deadline passes; waits here are never fixed sleeps.
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 15s) {
-  auto deadline = Clock::now() + timeout;
-  while (true) {
-    if (done()) return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(25ms);
-  }
-}
 
 using testing::http_get;
 using testing::HttpReply;

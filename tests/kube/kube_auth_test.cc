@@ -9,19 +9,15 @@
 #include <sstream>
 
 #include "tests/kube/kube_test.h"
+#include "tests/support/files.h"
 #include "tests/support/process.h"
 
 namespace switchboard::kube::testing {
 namespace {
 
-namespace fs = std::filesystem;
+using switchboard::testing::read_file;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+namespace fs = std::filesystem;
 
 class AuthTest : public KubeTest {
  protected:
