@@ -139,6 +139,7 @@ bool JetStreamConsumer::bind() {
   }
   next_subject_ = "$JS.API.CONSUMER.MSG.NEXT." + spec_.stream + "." + spec_.durable;
   open_.reset();
+  prefetch_remaining_ = 0;
   return true;
 }
 
@@ -149,6 +150,7 @@ void JetStreamConsumer::unbind() {
   natsSubscription_Destroy(inbox_sub_);
   inbox_sub_ = nullptr;
   open_.reset();
+  prefetch_remaining_ = 0;
 }
 
 void JetStreamConsumer::start() {
@@ -207,6 +209,27 @@ void JetStreamConsumer::loop() {
       cv_.wait_for(lock, std::chrono::milliseconds(500), [this] { return stopping_.load(); });
     }
   }
+  release_unhandled();
+}
+
+void JetStreamConsumer::release_unhandled() {
+  if (inbox_sub_ == nullptr) return;
+  size_t released = 0;
+  const auto deadline = Clock::now() + std::chrono::seconds(1);
+  while (Clock::now() < deadline) {
+    natsMsg* m = nullptr;
+    bool ended = false;
+    // A request sent ahead is answered at once; wait for the rest of it, not for more.
+    if (!next(prefetch_remaining_ > 0 ? 50 : 0, m, ended)) break;
+    if (m == nullptr) {
+      if (ended || prefetch_remaining_ > 0) continue;
+      break;
+    }
+    settle_on_server(m, "-NAK");
+    natsMsg_Destroy(m);
+    ++released;
+  }
+  if (released > 0) nats_.flush(1000);
 }
 
 bool JetStreamConsumer::request(int64_t batch, bool no_wait) {
@@ -233,7 +256,11 @@ bool JetStreamConsumer::next(int64_t wait_ms, natsMsg*& msg, bool& ended) {
   const char* reply = natsMsg_GetReply(m);
   if (reply != nullptr && std::strncmp(reply, "$JS.ACK.", 8) == 0) {
     msg = m;
-    if (open_ && --open_->remaining <= 0) open_.reset();
+    if (open_) {
+      if (--open_->remaining <= 0) open_.reset();
+    } else if (prefetch_remaining_ > 0) {
+      --prefetch_remaining_;
+    }
     return true;
   }
   // A status: 100 (a heartbeat), 404 (nothing there, for a no-wait request), 408 (a
@@ -248,6 +275,7 @@ bool JetStreamConsumer::next(int64_t wait_ms, natsMsg*& msg, bool& ended) {
   natsMsg_Destroy(m);
   if (c == "100") return true;
   ended = true;
+  prefetch_remaining_ = 0;  // a no-wait request ends with a status when it has less to give
   if (c == "408") open_.reset();
   if (c == "409") {
     open_.reset();
@@ -277,8 +305,25 @@ bool JetStreamConsumer::fetch(std::vector<natsMsg*>& out) {
     }
     return true;
   };
+  // After a full batch the next one was asked for before it ran (prefetch): it is here, or
+  // on its way.
+  auto ask_ahead = [&] {
+    if (out.size() >= want && !open_ && !stopping_ && request(static_cast<int64_t>(want), true)) {
+      prefetch_remaining_ = static_cast<int64_t>(want);
+    }
+    return true;
+  };
   if (!take_queued()) return false;
-  if (out.size() >= want) return true;
+  if (out.size() >= want) return ask_ahead();
+  if (prefetch_remaining_ > 0) {
+    auto deadline = Clock::now() + std::chrono::seconds(2);
+    while (out.size() < want && prefetch_remaining_ > 0 && Clock::now() < deadline && !stopping_) {
+      if (!next(kWaitSliceMs, m, ended)) return false;
+      if (m != nullptr) out.push_back(m);
+    }
+    prefetch_remaining_ = 0;  // answered, or given up on: what still comes is taken later
+    if (!out.empty()) return ask_ahead();
+  }
   if (open_ && Clock::now() >= open_->expires + kExpiryMargin) open_.reset();
   if (!open_) {
     if (!request(static_cast<int64_t>(want - out.size()), true)) return false;
@@ -293,7 +338,7 @@ bool JetStreamConsumer::fetch(std::vector<natsMsg*>& out) {
       }
       if (stopping_) return true;
     }
-    if (!out.empty()) return take_queued();
+    if (!out.empty()) return take_queued() && ask_ahead();
     if (!request(static_cast<int64_t>(want), false)) return false;
     open_ = Pull{Clock::now() + kPullExpiry, static_cast<int64_t>(want)};
   } else if (!out.empty()) {

@@ -70,6 +70,9 @@ class JetStreamConsumer {
   bool request(int64_t batch, bool no_wait);
   bool next(int64_t wait_ms, natsMsg*& msg, bool& ended);
   void run_batch(const std::vector<natsMsg*>& msgs);
+  // On the way out: NAKs what came and will not be handled, so that another replica gets
+  // it at once instead of after the ack wait.
+  void release_unhandled();
   void settle_on_server(natsMsg* msg, const char* body);
   int64_t backoff_for(uint64_t attempts) const;
   void report_ack_pending();
@@ -87,6 +90,9 @@ class JetStreamConsumer {
   std::string inbox_;
   std::string next_subject_;   // $JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>
   std::optional<Pull> open_;   // the waiting request, while it may still bring messages
+  // Messages still to come for the no-wait request sent ahead after a full batch (so that
+  // the server sends the next batch while this one runs); 0 when none is outstanding.
+  int64_t prefetch_remaining_ = 0;
   uint64_t generation_ = 0;    // of the connection inbox_sub_ was made on
   std::atomic<bool> stopping_{false};
   std::thread thread_;

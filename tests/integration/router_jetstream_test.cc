@@ -404,6 +404,64 @@ routes:
   next.stop();
 }
 
+// After a full batch the consumer asks for the next one before it runs the first, so that
+// the server sends it meanwhile. A router that stops then holds events it will not handle:
+// it NAKs them, and the next replica gets them at once rather than after the ack wait.
+TEST_F(RouterJetStreamTest, EventsFetchedAheadAreReleasedWhenStopping) {
+  constexpr int kBatch = 4;
+  constexpr int kEvents = 12;
+  NatsConfig cfg = config();
+  NatsClient nc;
+  std::string error;
+  ASSERT_TRUE(nc.connect(cfg, error)) << error;
+  CountingEvents events;
+  RouterConfig rc;
+  rc.name = "ahead";
+  rc.grace_ms = 15000;
+  auto router = std::make_unique<Router>(rc, nc, events);
+  HeldStream held(client_, "held.>");
+  for (int n = 1; n <= kEvents; ++n) publish("orders.new", "{\"n\":" + std::to_string(n) + "}");
+  const std::string routes = R"(
+routes:
+  - name: ahead
+    source:
+      subject: orders.*
+      jetstream: {stream: ORDERS, durable: ahead, batch: 4, ackWait: 60s}
+    destinations:
+      - subject: 'held.{{ event.n }}'
+        jetstream: true
+)";
+  apply(routes, router.get());
+  ASSERT_TRUE(held.wait_held(kBatch));
+  // The first batch waits for its confirmations; the second has been delivered meanwhile.
+  ASSERT_TRUE(eventually([&] { return consumer_state(client_, "ORDERS", "ahead").ack_pending == 2 * kBatch; }))
+      << "the next batch was not asked for ahead";
+  std::thread stopper([&] { router->stop(); });
+  std::set<std::string> confirmed;
+  for (int i = 0; i < kBatch; ++i) confirmed.insert(held.confirm_one());
+  stopper.join();
+  EXPECT_EQ(consumer_state(client_, "ORDERS", "ahead").ack_floor, static_cast<uint64_t>(kBatch));
+  EXPECT_EQ(confirmed, (std::set<std::string>{"ORDERS:1:0", "ORDERS:2:0", "ORDERS:3:0", "ORDERS:4:0"}));
+  router.reset();
+
+  HeldStream again(client_, "held.>");
+  NatsClient nc2;
+  ASSERT_TRUE(nc2.connect(cfg, error)) << error;
+  Router next(rc, nc2, events);
+  apply(routes, &next);
+  std::set<std::string> rest;
+  for (int round = 0; round < (kEvents - kBatch) / kBatch; ++round) {
+    ASSERT_TRUE(again.wait_held(kBatch, 20s)) << "batch " << round << " of the rest did not come within 20 s "
+                                              << "(the ack wait is 60 s)";
+    for (int i = 0; i < kBatch; ++i) rest.insert(again.confirm_one());
+  }
+  std::set<std::string> expected;
+  for (int n = kBatch + 1; n <= kEvents; ++n) expected.insert("ORDERS:" + std::to_string(n) + ":0");
+  EXPECT_EQ(rest, expected);
+  ASSERT_TRUE(eventually([&] { return consumer_state(client_, "ORDERS", "ahead").ack_floor == kEvents; }));
+  next.stop();
+}
+
 // A core NATS source with a JetStream destination: publishes go out without waiting for
 // one another (the in-flight bound holds them) and every event lands in the stream once;
 // one that no stream takes is refused (no responders) and dead-lettered, reason
