@@ -32,6 +32,8 @@
 #              checks that the JSON is well formed and has every one of them
 # Environment: BENCH_QUICK=1, BENCH_REPS, BENCH_SECONDS, BENCH_LATENCY_SECONDS,
 #   BENCH_WARMUP, BENCH_SYSTEMS, BENCH_SIZES, BENCH_KEEP=1 (keep the work dir and logs),
+#   BENCH_LADDER_RATES (1000,10000,50000: latency also at these fixed rates, first
+#   repetition and size, for cnats-relay, sb-pass and sb-transform; empty: not at all),
 #   BENCH_NICE (default -10: the server, relays and load generator run at that priority
 #   where allowed, so that other work on a shared machine disturbs them less; 0 to leave
 #   it), SWITCHBOARD_TOOLS_CACHE (see scripts/bench-tools.sh).
@@ -65,6 +67,10 @@ case $MODE in
   smoke) REPS=1 SECONDS_TP=0.3 SECONDS_LAT=0.3 WARMUP=0.2 NB_MSGS_PER_KB=40000 ;;
 esac
 REPS=${BENCH_REPS:-$REPS}
+# Latency again at fixed rates (first repetition, first size), for these systems: the
+# "Latency at fixed rates" table. BENCH_LADDER_RATES= (empty) leaves it out.
+LADDER_RATES=${BENCH_LADDER_RATES-1000,10000,50000}
+LADDER_SYSTEMS="cnats-relay sb-pass sb-transform"
 SECONDS_TP=${BENCH_SECONDS:-$SECONDS_TP}
 SECONDS_LAT=${BENCH_LATENCY_SECONDS:-$SECONDS_LAT}
 WARMUP=${BENCH_WARMUP:-$WARMUP}
@@ -361,6 +367,9 @@ run_system() {
   esac
   case $sys in *filter | *transform | *100routes | go-relay | node-relay) args+=(--expect half) ;; esac
   [[ -n $RELAY_PID ]] && args+=(--pid "$RELAY_PID")
+  if [[ -n $LADDER_RATES && $rep == 1 && $size == "${RUN_SIZES[0]}" && " $LADDER_SYSTEMS " == *" $sys "* ]]; then
+    args+=(--rates "$LADDER_RATES")
+  fi
   line=$("$LOADGEN" "${args[@]}" 2>>"$WORK/logs/loadgen.log") || true
   [[ -n $line ]] || line="{\"system\":\"$sys\",\"size\":$size,\"rep\":$rep,\"ok\":false,\"error\":\"the load generator printed nothing (see loadgen.log)\"}"
   if [[ -n $RELAY_PID ]]; then
@@ -382,7 +391,7 @@ LOAD_START=$(loadavg)
 STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 T0=$(date +%s)
 ENV_TEXT=""
-for v in BENCH_QUICK BENCH_REPS BENCH_SECONDS BENCH_LATENCY_SECONDS BENCH_WARMUP BENCH_SYSTEMS BENCH_SIZES; do
+for v in BENCH_QUICK BENCH_REPS BENCH_SECONDS BENCH_LATENCY_SECONDS BENCH_WARMUP BENCH_SYSTEMS BENCH_SIZES BENCH_LADDER_RATES; do
   [[ -n ${!v:-} ]] && ENV_TEXT+="$v=${!v} "
 done
 log "$MODE run: ${#RUN_SYSTEMS[@]} systems × sizes ${RUN_SIZES[*]} × $REPS reps; ${SECONDS_TP}s throughput, ${SECONDS_LAT}s latency each; load average $LOAD_START"
@@ -436,7 +445,8 @@ version_of() { "$@" 2>/dev/null | head -1 || true; }
   echo "    \"node\": $(json_str "$(version_of node --version)"),"
   echo "    \"nats_npm\": $(json_str "$(sed -n 's/^ *"nats": *"\([^"]*\)".*/\1/p' "$ROOT/bench/peers/node-relay/package.json" | head -1)")},"
   echo "  \"settings\": {\"repetitions\": $REPS, \"throughput_seconds\": $SECONDS_TP, \"latency_seconds\": $SECONDS_LAT,"
-  echo "    \"warmup_seconds\": $WARMUP, \"window_events\": 16384, \"nice\": $NICE, \"latency_rate\": \"half of the same repetition's events in per second\"},"
+  echo "    \"warmup_seconds\": $WARMUP, \"window_events\": 16384, \"nice\": $NICE, \"latency_rate\": \"half of the same repetition's events in per second\","
+  echo "    \"ladder_rates\": $(json_str "$LADDER_RATES"), \"ladder_systems\": $(json_str "$LADDER_SYSTEMS")},"
   echo "  \"sizes\": [$(IFS=,; echo "${RUN_SIZES[*]}")],"
   echo "  \"systems\": ["
   first=1
@@ -479,4 +489,13 @@ if [[ $MODE == smoke ]]; then
   done
   "$BIN/switchboard-bench-report" check --results "$OUT/latest.json" --systems "$(IFS=,; echo "${want[*]}")" \
     --sizes "$(IFS=,; echo "${RUN_SIZES[*]}")"
+  if [[ -n $LADDER_RATES ]]; then
+    for s in $LADDER_SYSTEMS; do
+      [[ " ${want[*]} " == *" $s "* ]] || continue
+      for r in ${LADDER_RATES//,/ }; do
+        grep -q "\"system\": \"$s\", \"size\": ${RUN_SIZES[0]}, \"rate\": $r, .*\"lat.p99_us\"" "$OUT/latest.json" ||
+          die "latest.json has no latency of $s at $r events/s"
+      done
+    done
+  fi
 fi

@@ -3,7 +3,7 @@
 //   switchboard-bench-loadgen run --nats URL --publish SUBJ --receive SUBJ --size BYTES
 //       --system ID [--rep N] [--expect all|half] [--pid PID] [--server-pid PID]
 //       [--seconds S] [--warmup S] [--latency-seconds S] [--window EVENTS]
-//       [--baseline-subject SUBJ] [--no-latency] [--rate EVENTS_PER_S]
+//       [--baseline-subject SUBJ] [--no-latency] [--rate EVENTS_PER_S] [--rates R,R,...]
 //   switchboard-bench-loadgen stream --nats URL --name STREAM --subject SUBJ [--delete]
 //   switchboard-bench-loadgen event --size BYTES
 //
@@ -17,7 +17,8 @@
 //     with its send time, and records (receive time - send time) of every event for
 //     --latency-seconds;
 //  4. baseline: the same rate straight to --baseline-subject, which the receiver also
-//     gets, with no relay in between: what the relay adds is the difference;
+//     gets, with no relay in between: what the relay adds is the difference; with
+//     --rates, phases 3 and 4 again at each of those fixed rates ("ladder");
 //  5. the peak resident memory (VmHWM) of --pid.
 // `stream` makes a fresh file-store stream (deleting an old one of that name); `event`
 // prints one event (for `nats bench --payload`, so that it sends the same bytes).
@@ -50,7 +51,7 @@ int usage() {
   std::cerr << "usage: switchboard-bench-loadgen run --nats URL --publish SUBJ --receive SUBJ --size BYTES\n"
                "           --system ID [--rep N] [--expect all|half] [--pid PID] [--server-pid PID]\n"
                "           [--seconds S] [--warmup S] [--latency-seconds S] [--window EVENTS]\n"
-               "           [--baseline-subject SUBJ] [--no-latency] [--rate EVENTS_PER_S]\n"
+               "           [--baseline-subject SUBJ] [--no-latency] [--rate EVENTS_PER_S] [--rates R,R,...]\n"
                "       switchboard-bench-loadgen stream --nats URL --name STREAM --subject SUBJ [--delete]\n"
                "       switchboard-bench-loadgen event --size BYTES\n";
   return 2;
@@ -155,6 +156,7 @@ struct Options {
   long pid = 0, server_pid = 0;
   double seconds = 5, warmup = 1, latency_seconds = 5;
   double rate = 0;  // latency phases: 0 means half the measured throughput
+  std::vector<double> rates;  // more latency phases at these fixed rates (--rates)
   uint64_t window = 16384;
   bool latency = true;
 };
@@ -252,6 +254,10 @@ class Run {
   uint64_t events_in_ = 0, events_out_ = 0;
   double cpu_ = -1, server_cpu_ = -1, self_cpu_ = 0;
   Latency lat_, base_;
+  struct Step {
+    Latency latency, baseline;
+  };
+  std::vector<Step> ladder_;  // the --rates phases, in order
 };
 
 bool Run::probe(std::string& error) {
@@ -423,6 +429,14 @@ bool Run::run(std::string& json, std::string& error) {
     double rate = o_.rate > 0 ? o_.rate : in_per_s_ / 2;
     if (!latency(o_.publish, expect_half(), rate, lat_, error)) return false;
     if (!o_.baseline_subject.empty() && !latency(o_.baseline_subject, false, rate, base_, error)) return false;
+    // The same at fixed rates, where a small machine is not saturated by the load
+    // generator, the server and the relay together: what the relay itself adds.
+    for (double r : o_.rates) {
+      Step step;
+      if (!latency(o_.publish, expect_half(), r, step.latency, error)) return false;
+      if (!o_.baseline_subject.empty() && !latency(o_.baseline_subject, false, r, step.baseline, error)) return false;
+      ladder_.push_back(std::move(step));
+    }
   }
   auto per_million = [this](double cpu) { return cpu < 0 || events_in_ == 0 ? NAN : cpu / static_cast<double>(events_in_) * 1e6; };
   std::string s = "{\"system\":\"" + o_.system + "\",\"size\":" + std::to_string(o_.size) +
@@ -438,6 +452,15 @@ bool Run::run(std::string& json, std::string& error) {
                   ",\"out_of_order\":" + std::to_string(rx_.out_of_order.load());
   if (o_.latency) s += ",\"latency\":" + latency_json(lat_);
   if (o_.latency && !o_.baseline_subject.empty()) s += ",\"baseline\":" + latency_json(base_);
+  if (!ladder_.empty()) {
+    s += ",\"ladder\":[";
+    for (size_t i = 0; i < ladder_.size(); ++i) {
+      s += std::string(i ? "," : "") + "{\"latency\":" + latency_json(ladder_[i].latency);
+      if (!o_.baseline_subject.empty()) s += ",\"baseline\":" + latency_json(ladder_[i].baseline);
+      s += "}";
+    }
+    s += "]";
+  }
   json = s + "}";
   return true;
 }
@@ -543,6 +566,13 @@ int main(int argc, char** argv) {
       else if (k == "--latency-seconds") o.latency_seconds = std::stod(v);
       else if (k == "--window") o.window = std::stoull(v);
       else if (k == "--rate") o.rate = std::stod(v);
+      else if (k == "--rates") {
+        std::stringstream list(v);
+        std::string item;
+        while (std::getline(list, item, ',')) {
+          if (!item.empty()) o.rates.push_back(std::stod(item));
+        }
+      }
       else {
         std::cerr << "loadgen: unknown option '" << k << "'\n";
         return usage();

@@ -23,6 +23,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/json/document.h"
@@ -75,6 +76,8 @@ struct Trial {
   bool ok = false;
   std::map<std::string, double> v;  // in_per_s, lat.p99_us, base.p99_us, ...
   std::vector<std::pair<double, double>> spectrum;
+  // Latency at the fixed rates of --rates: "lat.*" and "base.*" as in v, one map per rate.
+  std::vector<std::map<std::string, double>> ladder;
 };
 
 void read_latency(const Reader& r, uint32_t obj, const std::string& prefix, Trial& t, bool spectrum) {
@@ -119,6 +122,12 @@ bool read_trials(const std::string& path, std::vector<Trial>& out, std::string& 
     }
     read_latency(r, r.member(0, "latency"), "lat.", t, true);
     read_latency(r, r.member(0, "baseline"), "base.", t, false);
+    for (uint32_t step : r.elements(r.member(0, "ladder"))) {
+      Trial at;
+      read_latency(r, r.member(step, "latency"), "lat.", at, false);
+      read_latency(r, r.member(step, "baseline"), "base.", at, false);
+      if (at.v.count("lat.rate")) t.ladder.push_back(std::move(at.v));
+    }
     if (t.v.count("lat.p99_us") && t.v.count("base.p99_us")) t.v["added.p99_us"] = t.v["lat.p99_us"] - t.v["base.p99_us"];
     if (t.v.count("lat.p50_us") && t.v.count("base.p50_us")) t.v["added.p50_us"] = t.v["lat.p50_us"] - t.v["base.p50_us"];
     if (t.v.count("vmhwm_kib") && t.v["vmhwm_kib"] > 0) t.v["vmhwm_mib"] = t.v["vmhwm_kib"] / 1024.0;
@@ -242,6 +251,48 @@ double median_of(const Cell& c, const char* metric) {
   return it == c.stats.end() ? NAN : it->second.median;
 }
 
+// One row of the fixed-rate latency table: the medians over the repetitions that ran it.
+struct LadderRow {
+  std::string system;
+  int size = 0;
+  double rate = 0;
+  std::map<std::string, double> v;  // lat.p50_us, lat.p99_us, lat.p999_us, base.p99_us, added.p99_us, lat.lost
+};
+
+std::vector<LadderRow> ladder_rows(const std::vector<Trial>& trials, const std::vector<std::string>& order) {
+  std::map<std::tuple<std::string, int, double>, std::map<std::string, std::vector<double>>> acc;
+  for (const Trial& t : trials) {
+    if (!t.ok) continue;
+    for (const auto& step : t.ladder) {
+      auto& m = acc[{t.system, t.size, step.at("lat.rate")}];
+      auto add = [&](const char* name, const char* key) {
+        auto it = step.find(key);
+        if (it != step.end() && std::isfinite(it->second)) m[name].push_back(it->second);
+      };
+      add("lat.p50_us", "lat.p50_us");
+      add("lat.p99_us", "lat.p99_us");
+      add("lat.p999_us", "lat.p999_us");
+      add("base.p99_us", "base.p99_us");
+      if (step.count("lat.p99_us") && step.count("base.p99_us")) {
+        m["added.p99_us"].push_back(step.at("lat.p99_us") - step.at("base.p99_us"));
+      }
+      if (step.count("lat.samples") && step.count("lat.expected")) {
+        m["lat.lost"].push_back(std::max(0.0, step.at("lat.expected") - step.at("lat.samples")));
+      }
+    }
+  }
+  std::vector<LadderRow> rows;
+  for (const auto& id : order) {
+    for (const auto& [key, metrics] : acc) {
+      if (std::get<0>(key) != id) continue;
+      LadderRow row{id, std::get<1>(key), std::get<2>(key), {}};
+      for (const auto& [name, vals] : metrics) row.v[name] = stat_of(vals).median;
+      rows.push_back(std::move(row));
+    }
+  }
+  return rows;
+}
+
 struct Goal {
   std::string text;
   int size;
@@ -300,6 +351,10 @@ int write_command(const std::string& meta_path, const std::string& trials_path, 
   auto known = [&systems](const std::string& id) {
     return std::any_of(systems.begin(), systems.end(), [&id](const System& s) { return s.id == id; });
   };
+
+  std::vector<std::string> order;
+  for (const System& s : systems) order.push_back(s.id);
+  const std::vector<LadderRow> ladder = ladder_rows(trials, order);
 
   // ---- goals (reported, never asserted) ----
   std::vector<Goal> goals;
@@ -369,6 +424,14 @@ int write_command(const std::string& meta_path, const std::string& trials_path, 
     }
     j += "}}";
   }
+  j += "\n  ],\n  \"ladder\": [";
+  for (size_t k = 0; k < ladder.size(); ++k) {
+    const LadderRow& row = ladder[k];
+    j += std::string(k ? "," : "") + "\n    {\"system\": " + quoted(row.system) + ", \"size\": " +
+         std::to_string(row.size) + ", \"rate\": " + num(row.rate);
+    for (const auto& [name, value] : row.v) j += ", " + quoted(name) + ": " + num(value);
+    j += "}";
+  }
   j += "\n  ],\n  \"goals\": [";
   for (size_t k = 0; k < goals.size(); ++k) {
     const Goal& g = goals[k];
@@ -414,6 +477,28 @@ int write_command(const std::string& meta_path, const std::string& trials_path, 
             " | " + (std::isfinite(rss) ? fixed(rss, 1) + " MiB" : "–") + " | " + rate_text(median_of(c, "lat.rate")) +
             (c.stats.count("lat.rate") ? "/s" : "") + " | " + us("lat.p50_us") + " | " + us_range("lat.p99_us") + " | " +
             us("lat.p999_us") + " | " + us("added.p99_us") + " |\n";
+    }
+    md += "\n";
+  }
+  if (!ladder.empty()) {
+    md += "#### Latency at fixed rates\n\n"
+          "The same measurement at rates that leave the machine room to breathe: the load generator, "
+          "the server and the relay share its cores, and at half of a system's maximum their queues, "
+          "not the relay, set the tail. Baseline: the same rate straight through the server.\n\n"
+          "| System | Size | Rate | p50 | p99 | p99.9 | Baseline p99 | p99 added |\n"
+          "|---|---|---|---|---|---|---|---|\n";
+    for (const LadderRow& row : ladder) {
+      auto us = [&row](const char* m) {
+        auto it = row.v.find(m);
+        return it == row.v.end() ? std::string("–") : micros(it->second) + " µs";
+      };
+      std::string label = row.system;
+      for (const System& sys : systems) {
+        if (sys.id == row.system) label = sys.label;
+      }
+      md += "| " + label + " | " + size_label(row.size) + " | " + rate_text(row.rate) + "/s | " + us("lat.p50_us") +
+            " | " + us("lat.p99_us") + " | " + us("lat.p999_us") + " | " + us("base.p99_us") + " | " +
+            us("added.p99_us") + " |\n";
     }
     md += "\n";
   }
