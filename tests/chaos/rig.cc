@@ -336,6 +336,7 @@ void Rig::cut(NetworkCut::Mode mode, double seconds) {
   NetworkCut::Counters c;
   if (!cut_->end(c, error)) report_.violation("the network cut could not be ended: " + error);
   f.down = now() - f.at;
+  ++cuts_;
   NetworkCut::Counters& total = mode == NetworkCut::Mode::Blackhole ? dropped_ : rejected_;
   total.router_to_server += c.router_to_server;
   total.server_to_router += c.server_to_router;
@@ -553,6 +554,13 @@ void Rig::account() {
     report_.figure("packetsRejected", "{\"routerToServer\":" + std::to_string(rejected_.router_to_server) +
                                           ",\"serverToRouter\":" + std::to_string(rejected_.server_to_router) + "}");
     report_.figure("routerReconnects", reconnects + "}");
+    // Each cut's self-check sends one SYN that the first rule catches: anything beyond
+    // that came from the routers.
+    uint64_t caught = dropped_.router_to_server + rejected_.router_to_server;
+    if (cuts_ > 0 && caught <= cuts_) {
+      report_.violation("the cuts caught " + std::to_string(caught) + " packets from the routers in " +
+                        std::to_string(cuts_) + " cuts (the self-checks' own SYNs at most): the routers were not cut");
+    }
   }
   std::string restarts = "{";
   for (size_t i = 0; i < routers_.size(); ++i) {

@@ -108,6 +108,7 @@ class Rig {
   std::unique_ptr<NetworkCut> cut_;
   // What the cuts dropped (blackhole) and rejected (reset), over the run.
   NetworkCut::Counters dropped_, rejected_;
+  uint64_t cuts_ = 0;
   // Router binary, routes and folder opened to the routers' user.
   bool open_to_routers(const std::string& routes, std::string& router_bin);
   router::NatsClient admin_;
