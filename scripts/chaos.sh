@@ -5,8 +5,9 @@
 #   soak              10 min of load on a JetStream and a core route; routers killed (-9,
 #                     SIGTERM, the whole fleet) and nats-server killed (-9, SIGTERM) and
 #                     restarted on its store, at seeded random moments
-#   network-cut       3 min of the same load; router <-> nats-server connections dropped
-#                     (blackhole) or reset through a proxy
+#   network-cut       3 min of the same load; the routers' packets to and from nats-server
+#                     dropped (blackhole) or rejected with a reset by nftables, in a private
+#                     network namespace (needs root and nft: scripts/install-deps.sh)
 #   slow-destination  2 min of a destination whose acks are slow, then slower than the
 #                     publish timeout: bounded router memory, backlog left in the stream
 #   reload-storm      1 min of 100 table changes per second on two replicas under load

@@ -12,6 +12,8 @@ PACKAGES=(
   clang-14 libclang-rt-14-dev
   # Dashboard and alert tests (a real Prometheus, promtool, jq); the image's CA bundle.
   prometheus jq ca-certificates
+  # The chaos suite's network cut: nft drops the routers' packets (tests/chaos/network_cut.h).
+  nftables
 )
 
 missing=()

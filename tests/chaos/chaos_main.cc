@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "tests/chaos/harness.h"
+#include "tests/chaos/private_network.h"
 #include "tests/chaos/report.h"
 #include "tests/chaos/scenarios.h"
 
@@ -109,6 +110,14 @@ int main(int argc, char** argv) {
   }
   if (!seeded) {
     o.seed = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count()) % 1000000007ULL;
+  }
+  // Before anything else (the move must come before the first thread): the network cut
+  // needs a network namespace of its own, and with it every scenario of this run has one.
+  if (std::find(scenarios.begin(), scenarios.end(), "network-cut") != scenarios.end()) {
+    o.private_network = enter_private_network(o.private_network_error);
+    if (!o.private_network) {
+      std::fprintf(stderr, "switchboard-chaos: %s\n", o.private_network_error.c_str());
+    }
   }
   if (::access((o.bin_dir + "/switchboard-router").c_str(), X_OK) != 0) {
     std::cerr << "switchboard-chaos: no switchboard-router in " << o.bin_dir << " (use --bin-dir)\n";

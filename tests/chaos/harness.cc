@@ -115,15 +115,16 @@ int NatsNode::stop(int sig) {
   return status;
 }
 
-RouterNode::RouterNode(std::string bin, std::string pod, std::vector<std::string> args, std::string log_path)
-    : bin_(std::move(bin)), pod_(std::move(pod)), args_(std::move(args)), log_(std::move(log_path)) {}
+RouterNode::RouterNode(std::string bin, std::string pod, std::vector<std::string> args, std::string log_path,
+                       std::optional<testing::Credentials> run_as)
+    : bin_(std::move(bin)), pod_(std::move(pod)), args_(std::move(args)), log_(std::move(log_path)), run_as_(run_as) {}
 
 void RouterNode::start() {
   metrics_port_ = testing::free_port();
   std::vector<std::string> argv = {bin_, "run", "--pod", pod_, "--metrics-addr",
                                    "127.0.0.1:" + std::to_string(metrics_port_)};
   argv.insert(argv.end(), args_.begin(), args_.end());
-  proc_ = testing::Process(argv, {}, log_);
+  proc_ = testing::Process(argv, {}, log_, run_as_);
   stopped_ = false;
   ++starts_;
 }

@@ -46,6 +46,10 @@ struct Options {
   std::string report_path;    // JSON of this run
   bool keep = false;          // keep the work folder (logs, stores) even on success
   double rate = 0;            // JetStream events per second; 0: the scenario's default
+  // The process moved into a private network namespace (private_network.h) before it
+  // started anything, as the network cut needs; else why it could not.
+  bool private_network = false;
+  std::string private_network_error;
 };
 
 // A seeded random source. The seed is printed, so that a run's sequence of faults (kinds,
@@ -99,7 +103,9 @@ class NatsNode {
 // closed by a killed process may not be bindable again at once.
 class RouterNode {
  public:
-  RouterNode(std::string bin, std::string pod, std::vector<std::string> args, std::string log_path);
+  // With `run_as`, the router runs as that user (the suite must be root).
+  RouterNode(std::string bin, std::string pod, std::vector<std::string> args, std::string log_path,
+             std::optional<testing::Credentials> run_as = std::nullopt);
   void start();
   // Sends `sig` and waits up to timeout_ms; a process still alive then is killed (-9).
   // Returns the exit status (128+n when killed by signal n); `took_ms` is how long it took.
@@ -127,6 +133,7 @@ class RouterNode {
   std::string bin_, pod_;
   std::vector<std::string> args_;
   std::string log_;
+  std::optional<testing::Credentials> run_as_;
   int metrics_port_ = 0;
   int starts_ = 0;
   bool stopped_ = false;  // by stop(), until the next start()
@@ -136,8 +143,8 @@ class RouterNode {
 // The value of one series in a Prometheus text page.
 std::optional<double> metric(const std::string& page, const std::string& series);
 
-// A client for the suite's own producing and checking, connected straight to the server
-// (never through a proxy) and reconnecting forever.
+// A client for the suite's own producing and checking, connected to the server and
+// reconnecting forever. It runs as the suite's user, whose packets a network cut never drops.
 bool connect_client(router::NatsClient& nc, const std::string& url, const std::string& name);
 
 struct StreamConfig {

@@ -77,7 +77,7 @@ std::string Report::json() const {
     const auto& f = faults_[i];
     out += (i ? "," : "") + std::string("{\"kind\":") + quoted(f.kind) + ",\"target\":" + quoted(f.target) +
            ",\"at\":" + num(f.at) + ",\"down\":" + num(f.down) + ",\"recovered\":" + num(f.recovered) +
-           ",\"exitStatus\":" + std::to_string(f.exit_status) + ",\"exitMs\":" + std::to_string(f.exit_ms) + "}";
+           ",\"exitStatus\":" + std::to_string(f.exit_status) + ",\"exitMs\":" + std::to_string(f.exit_ms) + (f.figures.empty() ? "" : ",\"figures\":" + f.figures) + "}";
   }
   out += "]},\"routes\":{";
   for (size_t i = 0; i < routes_.size(); ++i) {

@@ -14,12 +14,13 @@ namespace switchboard::chaos {
 
 struct FaultRecord {
   std::string kind;     // router_kill9, router_sigterm, fleet_kill9, nats_kill9, nats_sigterm, cut_blackhole...
-  std::string target;   // router-0, nats-server, proxy
+  std::string target;   // router-0, nats-server, router <-> nats-server
   double at = 0;        // seconds since the scenario began
   double down = 0;      // how long the target stayed down (or the cut lasted)
   double recovered = 0; // when every router was ready again
   int exit_status = 0;  // of the killed process (-1: did not exit in time)
   int64_t exit_ms = 0;  // from the signal to its exit
+  std::string figures;  // what else it measured, a JSON object (a cut's packet counts); empty: nothing
 };
 
 // One route's figures, as JSON (see tally_json), with a one-line summary for the table.

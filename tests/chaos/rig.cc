@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 namespace switchboard::chaos {
@@ -89,22 +90,20 @@ bool Rig::setup() {
   }
   const std::string routes = dir_.path() + "/routes.yaml";
   std::ofstream(routes) << routes_yaml();
-  std::string url = nats_->url();
-  if (config_.via_proxy) {
-    proxy_ = std::make_unique<TcpProxy>(nats_->port());
-    if (!proxy_->ok()) {
-      report_.violation("cannot start the TCP proxy");
-      return false;
-    }
-    url = proxy_->url();
+  std::string router_bin = options_.bin_dir + "/switchboard-router";
+  std::optional<testing::Credentials> run_as;
+  if (config_.cuttable) {
+    if (!open_to_routers(routes, router_bin)) return false;
+    cut_ = std::make_unique<NetworkCut>(kRouterUid, kRouterGid, nats_->port());
+    run_as = testing::Credentials{kRouterUid, kRouterGid};
   }
   for (size_t i = 0; i < config_.routers; ++i) {
     std::string pod = "router-" + std::to_string(i);
     routers_.push_back(std::make_unique<RouterNode>(
-        options_.bin_dir + "/switchboard-router", pod,
-        std::vector<std::string>{"--routes", routes, "--nats", url, "--name", "chaos", "--namespace", "chaos",
+        router_bin, pod,
+        std::vector<std::string>{"--routes", routes, "--nats", nats_->url(), "--name", "chaos", "--namespace", "chaos",
                                  "--grace", std::to_string(config_.grace_s) + "s", "--heartbeat", "2s"},
-        dir_.path() + "/" + pod + ".log"));
+        dir_.path() + "/" + pod + ".log", run_as));
     routers_.back()->start();
   }
   if (!fleet_ready(60)) {
@@ -116,6 +115,33 @@ bool Rig::setup() {
     report_.violation("the durable consumer soak-js was never made");
     return false;
   }
+  return true;
+}
+
+bool Rig::open_to_routers(const std::string& routes, std::string& router_bin) {
+  // mkdtemp made the work folder 0700, and the build folder may sit where the routers'
+  // user cannot go (under /root): the routers get a copy of the binary in the work folder,
+  // which they may list (the routes file is watched) but not write. The JetStream store
+  // stays the suite's.
+  namespace fs = std::filesystem;
+  const fs::perms everyone_reads = fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                   fs::perms::others_read | fs::perms::others_exec;
+  const std::string copy = dir_.path() + "/switchboard-router";
+  std::error_code ec;
+  fs::permissions(dir_.path(), everyone_reads, ec);
+  if (!ec) fs::permissions(dir_.path() + "/nats", fs::perms::owner_all, ec);
+  if (!ec) fs::copy_file(router_bin, copy, fs::copy_options::overwrite_existing, ec);
+  if (!ec) fs::permissions(copy, everyone_reads, ec);
+  if (!ec) {
+    fs::permissions(routes, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                                fs::perms::others_read, ec);
+  }
+  if (ec) {
+    report_.violation("cannot open the work folder to the routers' uid " + std::to_string(kRouterUid) + ": " +
+                      ec.message());
+    return false;
+  }
+  router_bin = copy;
   return true;
 }
 
@@ -296,15 +322,30 @@ void Rig::stop_router_while_nats_down(size_t index, double down_s) {
   report_.fault(f);
 }
 
-void Rig::cut(TcpProxy::Mode mode, double seconds) {
+void Rig::cut(NetworkCut::Mode mode, double seconds) {
   FaultRecord f;
-  f.kind = std::string("cut_") + TcpProxy::mode_name(mode);
+  f.kind = std::string("cut_") + NetworkCut::mode_name(mode);
   f.target = "router <-> nats-server";
   f.at = now();
-  proxy_->set_mode(mode);
+  std::string error;
+  if (!cut_->begin(mode, error)) {
+    report_.violation("the network cut at " + fmt("%.1f s", f.at) + " could not be made: " + error);
+    return;
+  }
   sleep_for(seconds);
-  proxy_->set_mode(TcpProxy::Mode::Pass);
+  NetworkCut::Counters c;
+  if (!cut_->end(c, error)) report_.violation("the network cut could not be ended: " + error);
   f.down = now() - f.at;
+  ++cuts_;
+  NetworkCut::Counters& total = mode == NetworkCut::Mode::Blackhole ? dropped_ : rejected_;
+  total.router_to_server += c.router_to_server;
+  total.server_to_router += c.server_to_router;
+  f.figures = "{\"packetsRouterToServer\":" + std::to_string(c.router_to_server) +
+              ",\"packetsServerToRouter\":" + std::to_string(c.server_to_router) + "}";
+  std::fprintf(stderr, "chaos[network-cut]: %6.1f s  %s ended: %llu packets router -> server, %llu server -> router %s\n",
+               now(), NetworkCut::mode_name(mode), static_cast<unsigned long long>(c.router_to_server),
+               static_cast<unsigned long long>(c.server_to_router),
+               mode == NetworkCut::Mode::Blackhole ? "dropped" : "rejected");
   if (!fleet_ready(120)) report_.violation("routers not ready 120 s after a network cut ended at " + fmt("%.1f s", now()));
   f.recovered = now();
   report_.fault(f);
@@ -499,11 +540,27 @@ void Rig::account() {
     report_.note("soak-core: " + std::to_string(core.delivered_and_dead_lettered) +
                  " events both delivered and dead-lettered (a confirmed publish whose answer came too late)");
   }
-  if (proxy_) {
-    auto st = proxy_->stats();
-    report_.figure("proxy", "{\"accepted\":" + std::to_string(st.accepted) + ",\"resets\":" + std::to_string(st.resets) +
-                                ",\"bytesUp\":" + std::to_string(st.bytes_up) +
-                                ",\"bytesDown\":" + std::to_string(st.bytes_down) + "}");
+  if (cut_) {
+    // Proof that the cuts cut: what the rules dropped and rejected, and how often each
+    // router's connection had to be made again.
+    std::string reconnects = "{";
+    for (size_t i = 0; i < routers_.size(); ++i) {
+      auto n = metric(routers_[i]->metrics(), "switchboard_router_nats_reconnects_total");
+      reconnects += (i ? ",\"" : "\"") + routers_[i]->pod() + "\":" + (n ? fmt("%.0f", *n) : "null");
+    }
+    report_.figure("routerUid", std::to_string(kRouterUid));
+    report_.figure("packetsDropped", "{\"routerToServer\":" + std::to_string(dropped_.router_to_server) +
+                                         ",\"serverToRouter\":" + std::to_string(dropped_.server_to_router) + "}");
+    report_.figure("packetsRejected", "{\"routerToServer\":" + std::to_string(rejected_.router_to_server) +
+                                          ",\"serverToRouter\":" + std::to_string(rejected_.server_to_router) + "}");
+    report_.figure("routerReconnects", reconnects + "}");
+    // Each cut's self-check sends one SYN that the first rule catches: anything beyond
+    // that came from the routers.
+    uint64_t caught = dropped_.router_to_server + rejected_.router_to_server;
+    if (cuts_ > 0 && caught <= cuts_) {
+      report_.violation("the cuts caught " + std::to_string(caught) + " packets from the routers in " +
+                        std::to_string(cuts_) + " cuts (the self-checks' own SYNs at most): the routers were not cut");
+    }
   }
   std::string restarts = "{";
   for (size_t i = 0; i < routers_.size(); ++i) {

@@ -6,8 +6,9 @@
 //   soak-core  core subject chaos.core.in.* -> transform -> CHAOS_CORE (chaos.core.out.*),
 //              dead letters on chaos.dlq.soak-core
 //
-// Routers reach the server directly or through a TcpProxy that can be cut; the suite's own
-// producers and readers always reach it directly.
+// For the network cut, the routers run as a user of their own (kRouterUid), whose packets
+// to and from the server a NetworkCut drops or rejects; the suite's own producers and
+// readers are never cut.
 #pragma once
 
 #include <memory>
@@ -19,7 +20,7 @@
 #include "tests/chaos/harness.h"
 #include "tests/chaos/ledger.h"
 #include "tests/chaos/report.h"
-#include "tests/chaos/tcp_proxy.h"
+#include "tests/chaos/network_cut.h"
 
 namespace switchboard::chaos {
 
@@ -34,10 +35,15 @@ struct JetStreamRouteCheck {
 };
 bool account_jetstream_route(router::NatsClient& nc, const JetStreamRouteCheck& check, Report& report);
 
+// The routers' user and group when their network can be cut: nobody, who owns no file, so
+// the routers read only what the rig opens to everyone.
+constexpr uid_t kRouterUid = 65534;
+constexpr gid_t kRouterGid = 65534;
+
 struct RigConfig {
   std::string name;         // the work folder's name
   size_t routers = 2;
-  bool via_proxy = false;
+  bool cuttable = false;    // routers run as kRouterUid, and cut() can cut them
   double js_rate = 100;     // events per second on soak-js
   double core_rate = 40;    // events per second on soak-core
   int64_t grace_s = 5;      // the routers' --grace
@@ -66,7 +72,9 @@ class Rig {
   // nats-server killed, then a router told to stop while it is gone: it must still exit 0
   // within its grace, and lose nothing.
   void stop_router_while_nats_down(size_t index, double down_s);
-  void cut(TcpProxy::Mode mode, double seconds);
+  // Every router's packets to and from nats-server dropped or rejected for `seconds`
+  // (network_cut.h); RigConfig::cuttable only.
+  void cut(NetworkCut::Mode mode, double seconds);
   // Between faults: notices routers that died on their own.
   void check() { restart_crashed(); }
 
@@ -97,7 +105,12 @@ class Rig {
   Clock::time_point epoch_ = Clock::now();
   WorkDir dir_;
   std::unique_ptr<NatsNode> nats_;
-  std::unique_ptr<TcpProxy> proxy_;
+  std::unique_ptr<NetworkCut> cut_;
+  // What the cuts dropped (blackhole) and rejected (reset), over the run.
+  NetworkCut::Counters dropped_, rejected_;
+  uint64_t cuts_ = 0;
+  // Router binary, routes and folder opened to the routers' user.
+  bool open_to_routers(const std::string& routes, std::string& router_bin);
   router::NatsClient admin_;
   std::vector<std::unique_ptr<RouterNode>> routers_;
   std::unique_ptr<JetStreamProducer> js_producer_;

@@ -9,8 +9,9 @@ namespace switchboard::chaos {
 // Steady load on a JetStream and a core route while routers are killed (-9, SIGTERM, the
 // whole fleet) and nats-server is killed (-9, SIGTERM) and started again on its store.
 bool run_soak(const Options& options, Report& report);
-// The same load while the routers' connections to nats-server are cut: packets dropped
-// (blackhole) or connections reset, for a few seconds at a time.
+// The same load while the routers' connections to nats-server are cut: their packets
+// dropped (blackhole) or rejected with a reset, both ways, for a few seconds at a time, by
+// nftables in the private network namespace the process moved into (Options).
 bool run_network_cut(const Options& options, Report& report);
 // A destination whose publish acknowledgements are slow: the router's memory stays
 // bounded and the backlog waits in the source stream.

@@ -128,10 +128,14 @@ bool run_soak(const Options& o, Report& report) {
 }
 
 bool run_network_cut(const Options& o, Report& report) {
+  if (!o.private_network) {
+    report.violation("network-cut cannot run: " + o.private_network_error);
+    return false;
+  }
   Rng rng(o.seed);
   RigConfig config;
   config.name = "netcut";
-  config.via_proxy = true;
+  config.cuttable = true;
   config.js_rate = o.rate > 0 ? o.rate : 100;
   config.core_rate = 40;
   const double duration = o.duration_s > 0 ? o.duration_s : default_duration("network-cut", o.quick);
@@ -142,11 +146,12 @@ bool run_network_cut(const Options& o, Report& report) {
     double gap = o.quick ? rng.uniform(3, 6) : rng.uniform(5, 15);
     // Blackholes are the harder case (nothing tells the router the peer is gone), and
     // longer than the router's 5 s publish timeout half the time.
-    TcpProxy::Mode mode = blackhole_next ? TcpProxy::Mode::Blackhole : TcpProxy::Mode::Reset;
+    NetworkCut::Mode mode = blackhole_next ? NetworkCut::Mode::Blackhole : NetworkCut::Mode::Reset;
     blackhole_next = !blackhole_next;
-    double length = mode == TcpProxy::Mode::Blackhole ? rng.uniform(1, o.quick ? 8 : 15) : rng.uniform(1, 6);
+    double length = mode == NetworkCut::Mode::Blackhole ? rng.uniform(1, o.quick ? 8 : 15) : rng.uniform(1, 6);
     if (!sleep_for(gap) || rig.now() >= until) return;
-    std::fprintf(stderr, "chaos[network-cut]: %6.1f s  %s for %.1f s\n", rig.now(), TcpProxy::mode_name(mode), length);
+    std::fprintf(stderr, "chaos[network-cut]: %6.1f s  %s for %.1f s\n", rig.now(), NetworkCut::mode_name(mode),
+                 length);
     rig.cut(mode, length);
   });
 }

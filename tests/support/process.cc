@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -48,7 +49,8 @@ bool wait_for_port(int port, int timeout_ms) {
 }
 
 Process::Process(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                 const std::string& log_path) {
+                 const std::string& log_path, std::optional<Credentials> run_as) {
+  const pid_t parent = ::getpid();
   pid_ = ::fork();
   if (pid_ == 0) {
     ::setpgid(0, 0);
@@ -62,6 +64,18 @@ Process::Process(const std::vector<std::string>& argv, const std::vector<std::st
         ::dup2(fd, 2);
         ::close(fd);
       }
+    }
+    if (run_as) {
+      if (::setgroups(0, nullptr) != 0 || ::setresgid(run_as->gid, run_as->gid, run_as->gid) != 0 ||
+          ::setresuid(run_as->uid, run_as->uid, run_as->uid) != 0 || ::chdir("/") != 0) {
+        static const char kMessage[] = "test process: cannot switch to the requested uid/gid (root needed)\n";
+        [[maybe_unused]] ssize_t n = ::write(2, kMessage, sizeof kMessage - 1);
+        ::_exit(126);
+      }
+      // A change of credentials clears the parent-death signal: set it again, and go if
+      // the parent is already gone.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(126);
     }
     for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
     std::vector<char*> args;

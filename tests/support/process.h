@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,12 +17,21 @@ int free_port();
 // True once something accepts TCP connections on 127.0.0.1:port (polls until timeout).
 bool wait_for_port(int port, int timeout_ms);
 
+// The user and group a child process runs as, instead of the test's own.
+struct Credentials {
+  uid_t uid;
+  gid_t gid;
+};
+
 class Process {
  public:
   Process() = default;
-  // Starts argv[0] with the given arguments and extra environment ("K=V").
+  // Starts argv[0] with the given arguments and extra environment ("K=V"). With `run_as`
+  // (the test must be root), the child drops every group and becomes that user after
+  // opening the log, and starts in "/" (the test's own folder may be closed to that user);
+  // if it cannot, it writes why to the log and exits 126.
   Process(const std::vector<std::string>& argv, const std::vector<std::string>& env = {},
-          const std::string& log_path = "");
+          const std::string& log_path = "", std::optional<Credentials> run_as = std::nullopt);
   ~Process();
   Process(Process&& o) noexcept;
   Process& operator=(Process&& o) noexcept;
