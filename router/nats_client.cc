@@ -203,7 +203,13 @@ NatsClient::Opened NatsClient::open(const NatsConfig& config, natsConnection** c
              "reconnect jitter") ||
       !check(natsOptions_SetTimeout(opts, config.connect_timeout_ms), "connect timeout") ||
       !check(natsOptions_SetReconnectBufSize(opts, 32 * 1024 * 1024), "reconnect buffer") ||
-      !check(natsOptions_SetClosedCB(opts, on_closed, reinterpret_cast<void*>(key_)), "closed callback")) {
+      !check(natsOptions_SetClosedCB(opts, on_closed, reinterpret_cast<void*>(key_)), "closed callback") ||
+      !check(natsOptions_SetDisconnectedCB(opts, on_disconnected, reinterpret_cast<void*>(key_)),
+             "disconnected callback") ||
+      !check(natsOptions_SetReconnectedCB(opts, on_reconnected, reinterpret_cast<void*>(key_)),
+             "reconnected callback") ||
+      !check(natsOptions_SetPingInterval(opts, config.ping_interval_ms), "ping interval") ||
+      !check(natsOptions_SetMaxPingsOut(opts, config.max_pings_out), "max pings out")) {
     return Opened::Refused;
   }
   if (!config.tls_ca_file.empty() || !config.tls_cert_file.empty()) {
@@ -304,6 +310,26 @@ void NatsClient::on_closed(natsConnection*, void* closure) {
     self->closed_signalled_ = true;
   }
   self->sup_cv_.notify_all();
+}
+
+void NatsClient::on_disconnected(natsConnection* conn, void* closure) {
+  std::lock_guard registry(clients_mu());
+  auto found = clients().find(reinterpret_cast<uintptr_t>(closure));
+  if (found == clients().end() || !found->second->state_log_) return;
+  // A connection closed for good is reported by the supervisor, with its reason.
+  if (natsConnection_IsClosed(conn)) return;
+  const char* last = nullptr;
+  natsStatus s = natsConnection_GetLastError(conn, &last);
+  found->second->state_log_(State::Disconnected, s == NATS_OK || last == nullptr ? "" : std::string(last));
+}
+
+void NatsClient::on_reconnected(natsConnection* conn, void* closure) {
+  std::lock_guard registry(clients_mu());
+  auto found = clients().find(reinterpret_cast<uintptr_t>(closure));
+  if (found == clients().end() || !found->second->state_log_) return;
+  char url[256] = "";
+  natsConnection_GetConnectedUrl(conn, url, sizeof url);
+  found->second->state_log_(State::Reconnected, url);
 }
 
 // The client's own thread: gives up on publishes whose answer will never come, and

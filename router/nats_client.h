@@ -37,6 +37,12 @@ struct NatsConfig {
   int64_t reconnect_wait_ms = 250;           // first delay; cnats adds jitter
   int64_t reconnect_jitter_ms = 250;
   int64_t connect_timeout_ms = 2000;
+  // The client PINGs the server this often and counts the connection lost after this many
+  // unanswered: a silent cut (packets dropped, no reset) is noticed within about
+  // ping_interval_ms * (max_pings_out + 1) and the client reconnects, instead of after
+  // cnats' default of two minutes.
+  int64_t ping_interval_ms = 10000;
+  int max_pings_out = 2;
   // TLS: CA to verify the server; certificate and key for client authentication.
   std::string tls_ca_file;
   std::string tls_cert_file;
@@ -85,7 +91,9 @@ class NatsClient {
   using PublishDone = std::function<void(bool ok, const std::string& error)>;
   // Something about the connection a person should know (closed, rebuilt, a rebuild that
   // failed); `error` is cnats' or the server's reason and never holds a credential.
-  enum class State { Closed, Rebuilt, RebuildFailed };
+  // Disconnected and Reconnected come from cnats' own threads; the others from the
+  // client's.
+  enum class State { Disconnected, Reconnected, Closed, Rebuilt, RebuildFailed };
   using StateLog = std::function<void(State state, const std::string& error)>;
 
   NatsClient() = default;
@@ -191,6 +199,8 @@ class NatsClient {
   static void on_message(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
   void flush_loop();
   static void on_closed(natsConnection*, void* closure);
+  static void on_disconnected(natsConnection*, void* closure);
+  static void on_reconnected(natsConnection*, void* closure);
   static void on_js_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* err, void* closure);
   // Makes a connection from `config`; on Refused (or a bad configuration) `error` says why.
   Opened open(const NatsConfig& config, natsConnection** conn, std::string& error);

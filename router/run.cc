@@ -47,6 +47,8 @@ const char* const kRunUsage = R"(usage: switchboard-router run (--routes FILE | 
   --nats-unhealthy-after DUR /healthz fails once NATS refused us (2m)    SWITCHBOARD_NATS_UNHEALTHY_AFTER
   --jetstream-max-inflight N JetStream publishes awaiting an ack (256)    SWITCHBOARD_JETSTREAM_MAX_INFLIGHT
   --nats-flush-on-idle BOOL  write at once when no event waits (true)     SWITCHBOARD_NATS_FLUSH_ON_IDLE
+  --nats-ping-interval DUR   PING the server this often; 3 unanswered     SWITCHBOARD_NATS_PING_INTERVAL
+                             intervals mean a lost connection (10s)
 
 With --configmap the router reads the ConfigMap through the Kubernetes API: with
 --kubeconfig if given, else in cluster from the service account (SWITCHBOARD_SA_DIR
@@ -160,6 +162,7 @@ bool parse_run_options(const std::vector<std::string>& args, RunOptions& o, std:
       {"--nats-unhealthy-after", env("SWITCHBOARD_NATS_UNHEALTHY_AFTER")},
       {"--jetstream-max-inflight", env("SWITCHBOARD_JETSTREAM_MAX_INFLIGHT")},
       {"--nats-flush-on-idle", env("SWITCHBOARD_NATS_FLUSH_ON_IDLE")},
+      {"--nats-ping-interval", env("SWITCHBOARD_NATS_PING_INTERVAL")},
   };
   for (size_t i = 0; i < args.size(); ++i) {
     auto it = flags.find(args[i]);
@@ -224,7 +227,12 @@ bool parse_run_options(const std::vector<std::string>& args, RunOptions& o, std:
       !credential(flags["--nats-token-file"], "SWITCHBOARD_NATS_TOKEN", o.nats.token, error, &o.nats.token_file)) {
     return false;
   }
-  if (!duration("--nats-unhealthy-after", flags["--nats-unhealthy-after"], o.nats_unhealthy_after_ms, error)) {
+  if (!duration("--nats-unhealthy-after", flags["--nats-unhealthy-after"], o.nats_unhealthy_after_ms, error) ||
+      !duration("--nats-ping-interval", flags["--nats-ping-interval"], o.nats.ping_interval_ms, error)) {
+    return false;
+  }
+  if (o.nats.ping_interval_ms < 100) {
+    error = "--nats-ping-interval: at least 100ms";
     return false;
   }
   if (const std::string& n = flags["--jetstream-max-inflight"]; !n.empty()) {
@@ -277,6 +285,13 @@ int run_router(const RunOptions& o) {
   prometheus::Counter& rebuilds_failed = rebuilds.Add({{"result", "failed"}});
   nats.set_state_log([&](NatsClient::State state, const std::string& reason) {
     switch (state) {
+      case NatsClient::State::Disconnected:
+        log.log_limited("nats/disconnected", LogLevel::Warn, "NATS connection lost; reconnecting",
+                        {{"error", reason}});
+        break;
+      case NatsClient::State::Reconnected:
+        log.info("NATS connection back", {{"server", reason}});
+        break;
       case NatsClient::State::Closed:
         log.error("NATS closed the connection; making a new one with credentials read again",
                   {{"error", reason}});

@@ -1,5 +1,7 @@
 // The data plane against a real nats-server on loopback: events in, routes, events out,
 // dead letters, reloads and heartbeats.
+#include <signal.h>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -456,6 +458,47 @@ routes:
     EXPECT_EQ(r.data, "{\"n\":" + std::to_string(i) + "}");
     ASSERT_TRUE(b.next(r)) << i;
   }
+}
+
+// A server that goes silent (stopped, as a cut that drops packets leaves it: no reset, no
+// answer) is noticed by the client's PINGs within a few intervals, reported, and the
+// connection comes back when the server does; with cnats' default interval that took two
+// minutes.
+TEST(NatsClientSilence, ASilentServerIsNoticedByPingsAndTheConnectionComesBack) {
+  testing::NatsServer server;
+  ASSERT_TRUE(server.ok());
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<NatsClient::State> states;
+  NatsClient nc;
+  nc.set_state_log([&](NatsClient::State state, const std::string&) {
+    std::lock_guard lock(mu);
+    states.push_back(state);
+    cv.notify_all();
+  });
+  NatsConfig cfg;
+  cfg.urls = {server.url()};
+  cfg.ping_interval_ms = 200;
+  cfg.max_pings_out = 2;
+  cfg.connect_timeout_ms = 500;
+  std::string error;
+  ASSERT_TRUE(nc.connect(cfg, error)) << error;
+  ASSERT_TRUE(nc.connected());
+  auto saw = [&](NatsClient::State want, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, timeout, [&] { return std::count(states.begin(), states.end(), want) > 0; });
+  };
+  ASSERT_EQ(::kill(server.pid(), SIGSTOP), 0);
+  const auto stopped = std::chrono::steady_clock::now();
+  const bool noticed = saw(NatsClient::State::Disconnected, 10s);
+  const auto took = std::chrono::steady_clock::now() - stopped;
+  ::kill(server.pid(), SIGCONT);
+  ASSERT_TRUE(noticed) << "the silent server was not noticed within 10 s";
+  EXPECT_LT(took, 5s) << "three 200 ms ping intervals should notice it well within 5 s";
+  EXPECT_FALSE(nc.connected());
+  ASSERT_TRUE(saw(NatsClient::State::Reconnected, 15s)) << "the connection did not come back";
+  EXPECT_TRUE(nc.connected());
+  EXPECT_TRUE(nc.flush(2000));
 }
 
 }  // namespace
