@@ -185,6 +185,7 @@ int run_controller(const ControllerOptions& o) {
   };
 
   // Workers run only while this replica leads.
+  std::unique_ptr<kube::LeaderElector> elector;
   std::mutex workers_mu;
   bool workers_started = false;
   std::atomic<bool> stopping{false};
@@ -203,6 +204,14 @@ int run_controller(const ControllerOptions& o) {
           // write a route table without the rest: nothing runs before every cache is full.
           while (!stopping && !synced()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
           while (auto key = kq->queue.get()) {
+            // No write on a lease that may have passed to another replica (this one was
+            // frozen past its renew deadline): the key waits; the elector steps down.
+            if (elector && !elector->holds_lease()) {
+              kq->queue.done(*key);
+              kq->queue.add_after(*key, std::chrono::seconds(1));
+              std::this_thread::sleep_for(std::chrono::milliseconds(100));
+              continue;
+            }
             metrics.queue_latency(kind, kq->queue.last_wait().count());
             const auto started = std::chrono::steady_clock::now();
             Outcome out = rec.reconcile(kq->kind, *key);
@@ -232,7 +241,6 @@ int run_controller(const ControllerOptions& o) {
     enqueue_everything();
   };
 
-  std::unique_ptr<kube::LeaderElector> elector;
   if (o.leader_elect) {
     kube::LeaderElectionConfig lc;
     lc.ns = o.leader_election_namespace.empty() ? pod_namespace() : o.leader_election_namespace;

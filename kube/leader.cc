@@ -166,6 +166,12 @@ void LeaderElector::release() {
   }
 }
 
+bool LeaderElector::holds_lease() const {
+  if (!leading_.load()) return false;
+  const auto last = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(last_renew_ns_.load()));
+  return std::chrono::steady_clock::now() < last + config_.renew_deadline;
+}
+
 void LeaderElector::run() {
   std::mt19937 rng{std::random_device{}()};
   std::uniform_real_distribution<double> jitter(1.0, 1.2);
@@ -175,10 +181,11 @@ void LeaderElector::run() {
       wait(std::chrono::milliseconds(static_cast<int64_t>(ms)));
       continue;
     }
+    auto last_renew = steady_clock::now();
+    last_renew_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(last_renew.time_since_epoch()).count();
     leading_ = true;
     if (on_started_) on_started_();
 
-    auto last_renew = steady_clock::now();
     bool lost = false;
     while (!lost && wait(config_.retry_period)) {
       const auto attempt_start = steady_clock::now();
@@ -206,6 +213,7 @@ void LeaderElector::run() {
       }
       if (renewed) {
         last_renew = attempt_start;
+        last_renew_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(last_renew.time_since_epoch()).count();
         continue;
       }
       const std::string seen = holder();

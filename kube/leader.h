@@ -43,6 +43,12 @@ class LeaderElector {
   // Stops trying; if leading, releases the lease and calls on_stopped_leading.
   void stop();
   bool leading() const { return leading_.load(); }
+  // Leading, and the last renewal is younger than the renew deadline: what a writer checks
+  // before it writes. A replica that was frozen (SIGSTOP, a VM paused) past its deadline
+  // may resume while the elector's thread has not noticed yet; this notices at once, on the
+  // monotonic clock, so no write goes out on the strength of a lease another replica may
+  // hold by now.
+  bool holds_lease() const;
   std::string holder() const;  // the current holder as last seen
 
  private:
@@ -73,6 +79,9 @@ class LeaderElector {
   std::condition_variable cv_;
   std::string holder_;
   std::thread thread_;
+  // When the current term's last renewal began (steady clock, nanoseconds since its
+  // epoch); read by holds_lease() from any thread.
+  std::atomic<int64_t> last_renew_ns_{0};
   // Touched only by the elector's thread (and the renewal it waits for).
   std::optional<Record> observed_;
   std::chrono::steady_clock::time_point observed_at_{};  // when we saw observed_ change

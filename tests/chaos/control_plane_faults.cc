@@ -3,6 +3,7 @@
 // and the router Deployment the controller writes run as processes by the e2e pod runner
 // (tests/e2e/pod_runner.h), reading their table from the ConfigMap the controller keeps.
 // A JetStream route carries steady load while the suite kills the controller leader (-9),
+// freezes it (SIGSTOP) past its lease and resumes it once another replica leads,
 // restarts kube-apiserver (SIGTERM, and -9 with etcd compacted while it is down, so that
 // watches resume from a compacted revision and must list again), and compacts etcd under
 // open watches. After each fault the route is edited: both router pods must report the new
@@ -71,6 +72,9 @@ class ControllerNode {
     if (st == -1) st = proc_.stop(1000);
     return st;
   }
+  void signal(int sig) { proc_.signal(sig); }
+  // The exit status once it exits on its own within timeout_ms, else -1 (still running).
+  int wait_exit(int timeout_ms) { return proc_.wait(timeout_ms); }
   const std::string& identity() const { return identity_; }
   const std::string& log() const { return log_; }
 
@@ -389,7 +393,8 @@ spec:
   sleep_for(3);
   while (!interrupted() && since(epoch) < duration - quiet_tail) {
     if (deck.empty()) {
-      deck = {"controller_leader_kill9", "apiserver_sigterm", "apiserver_kill9_etcd_compacted", "etcd_compaction"};
+      deck = {"controller_leader_kill9", "controller_leader_paused", "apiserver_sigterm",
+              "apiserver_kill9_etcd_compacted", "etcd_compaction"};
       std::shuffle(deck.begin(), deck.end(), rng.engine());
       ++round;
     }
@@ -412,6 +417,28 @@ spec:
       // expires (15 s) and reconcile it. The killed one comes back as a kubelet would bring
       // it back, a moment later (revive, in the wait).
       edit_and_converge(kind);
+      f.down = since(epoch) - f.at;
+    } else if (kind == "controller_leader_paused") {
+      // Frozen (SIGSTOP, as a paused VM or a stalled node freezes it) past its lease: the
+      // other replica takes the lease and reconciles the edit. Resumed, the old leader must
+      // find its lease gone and step down (exit 1; the kubelet restarts it) without
+      // writing what it knew before the freeze: a stale table written now would show as
+      // events carrying an older edit's marker, which the ledger counts as a violation.
+      ControllerNode* l = leader();
+      if (l == nullptr) {
+        report.violation("no controller leads at " + fmt("%.1f s", f.at));
+        continue;
+      }
+      f.target = l->identity();
+      l->signal(SIGSTOP);
+      edit_and_converge(kind);
+      l->signal(SIGCONT);
+      f.exit_status = l->wait_exit(20000);
+      if (f.exit_status == -1) {
+        report.violation(l->identity() + " resumed after its lease passed to another replica and kept running");
+        l->kill(SIGKILL);
+      }
+      sleep_for(3);  // events flow on the table the new leader wrote (the ledger checks them)
       f.down = since(epoch) - f.at;
     } else if (kind == "apiserver_sigterm") {
       f.target = "kube-apiserver";

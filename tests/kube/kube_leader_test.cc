@@ -194,12 +194,21 @@ TEST_F(LeaderTest, LeaderThatCannotRenewStepsDown) {
   LeaderElector b(*client_b, short_lease(ns_, "b"), calls_b.on_started(), calls_b.on_stopped());
   b.start();
 
+  EXPECT_TRUE(a.holds_lease());
+  EXPECT_FALSE(b.holds_lease());
   cuttable.cut = true;
+  const auto cut_at = std::chrono::steady_clock::now();
+  // What writers check: false once the last renewal is older than the renew deadline
+  // (1.5 s), whether or not the elector's thread has noticed yet.
+  ASSERT_TRUE(eventually([&] { return !a.holds_lease(); }));
+  EXPECT_LT(std::chrono::steady_clock::now() - cut_at, 1500ms + 1000ms);
   // a gives up after its renew deadline; b takes over once the lease it last saw
   // renewed has expired.
   ASSERT_TRUE(eventually([&] { return !a.leading() && calls_a.stopped == 1; }));
   ASSERT_TRUE(eventually([&] { return b.leading(); }));
   EXPECT_EQ(lease_holder(), "b");
+  EXPECT_TRUE(b.holds_lease());
+  EXPECT_FALSE(a.holds_lease());
 
   // Back on the network, a is a candidate again and finds the lease taken.
   cuttable.cut = false;
