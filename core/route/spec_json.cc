@@ -48,10 +48,17 @@ class JsonNode {
     if (!is_scalar()) return {};
     return node().type == json::Type::String ? doc().text_of(node()) : doc().raw(index_);
   }
+  // The first member with that key, as yaml-cpp answers when a key repeats (json::Document's
+  // find_member answers the last). Spec objects have a handful of members.
   JsonNode get(std::string_view key) const {
     if (!is_map()) return {};
-    uint32_t i = doc().find_member(index_, key);
-    return i == 0 ? JsonNode() : JsonNode(tree_, i);
+    uint32_t k = json::Document::first_child(index_);
+    for (uint32_t m = 0; m < node().count; ++m) {
+      const json::Node& key_node = doc().node(k);
+      if (doc().text_of(key_node) == key) return JsonNode(tree_, key_node.next);
+      k = doc().node(key_node.next).next;
+    }
+    return {};
   }
   size_t size() const { return is_map() || is_list() ? node().count : 0; }
   detail::Mark mark() const { return tree_ ? tree_->mark(node().begin) : detail::Mark{}; }

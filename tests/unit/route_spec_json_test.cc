@@ -295,6 +295,18 @@ TEST(LoadJson, NumbersAndBooleansAsValuesOrStrings) {
   }
 }
 
+// A key given twice: the first one counts, in both loaders.
+TEST(LoadJson, ARepeatedKeyReadsTheFirst) {
+  const char* text = R"({"routes": [{"name": "a", "name": "b", "source": {"subject": "x"}, "filter": "1 > 0",
+      "filter": "2 > 0", "destinations": [{"subject": "y"}]}]})";
+  ExpectSame(text);
+  RouteSet set;
+  std::vector<SpecError> errors;
+  ASSERT_TRUE(load_json(text, "routes.json", set, errors));
+  EXPECT_EQ(set.routes[0].name, "a");
+  EXPECT_EQ(set.routes[0].filter->text, "1 > 0");
+}
+
 TEST(LoadJson, EmptyAndNullDocuments) {
   RouteSet set;
   std::vector<SpecError> errors;
