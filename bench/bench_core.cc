@@ -7,6 +7,7 @@
 
 #include <benchmark/benchmark.h>
 #include <simdjson.h>
+#include <yaml-cpp/yaml.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -23,6 +24,7 @@
 #include "core/json/document.h"
 #include "core/route/processor.h"
 #include "core/route/spec.h"
+#include "core/route/spec_json.h"
 #include "core/route/spec_yaml.h"
 #include "core/route/subject.h"
 #include "core/route/table.h"
@@ -227,6 +229,130 @@ void BM_Compile1000Routes(benchmark::State& state) {
   state.counters["yaml_bytes"] = static_cast<double>(yaml.size());
 }
 BENCHMARK(BM_Compile1000Routes)->Unit(benchmark::kMillisecond);
+
+// What a router does on every table change in a cluster: the controller writes the
+// canonical JSON of the whole set (routes.json), and each router loads it and compiles
+// it. The stages apart, so that it shows where the time goes: the YAML parse alone,
+// loading into the spec model, the JSON parse alone, and compiling a loaded set.
+// The routes of the control-plane benchmark (bench/controlplane/workload.cc), whose table
+// is the ~454 KB routes.json of docs/benchmarks.md "Control plane".
+std::string control_plane_route(int i, const std::string& version) {
+  char name[16];
+  std::snprintf(name, sizeof name, "route-%04d", i);
+  const std::string id = std::to_string(i);
+  return std::string("  - name: ") + name + "\n    router: bench\n    source: {subject: bench.in." + id +
+         ".*}\n    filter: 'event.amount >= " + std::to_string(i % 500) +
+         ".0 && event.currency in [\"EUR\", \"USD\"]'\n"
+         "    transform:\n      - set: {total: event.amount * 1.2, region: event.region.upperAscii()}\n"
+         "      - remove: [internal]\n"
+         "    destinations:\n      - subject: 'bench.out." + id + ".{{ event.region }}'\n" +
+         "        headers: {x-route: '\"" + name + "\"', x-version: '\"" + version + "\"'}\n" +
+         "    deadLetter: {subject: bench.dlq." + id + "}\n";
+}
+
+std::string control_plane_routes_yaml(int n, int edited = -1) {
+  std::string y = "routes:\n";
+  for (int i = 0; i < n; ++i) y += control_plane_route(i, i == edited ? "v2" : "v1");
+  return y;
+}
+
+const std::string& canonical_1000() {
+  static const std::string text = compile_yaml(control_plane_routes_yaml(1000))->canonical_json();
+  return text;
+}
+
+route::RouteSet load_canonical_yaml(const std::string& text) {
+  route::RouteSet set;
+  std::vector<route::SpecError> errors;
+  if (!route::load_yaml(text, "routes.json", set, errors)) {
+    die(errors.empty() ? "load_yaml failed" : errors.front().render());
+  }
+  return set;
+}
+
+void BM_Canonical1000YamlParse(benchmark::State& state) {
+  const std::string& text = canonical_1000();
+  for (auto _ : state) {
+    YAML::Node doc = YAML::Load(text);
+    benchmark::DoNotOptimize(doc);
+  }
+  state.counters["json_bytes"] = static_cast<double>(text.size());
+}
+BENCHMARK(BM_Canonical1000YamlParse)->Unit(benchmark::kMillisecond);
+
+void BM_Canonical1000LoadYaml(benchmark::State& state) {
+  const std::string& text = canonical_1000();
+  for (auto _ : state) {
+    route::RouteSet set = load_canonical_yaml(text);
+    benchmark::DoNotOptimize(set);
+  }
+  state.SetItemsProcessed(state.iterations() * 1000);
+}
+BENCHMARK(BM_Canonical1000LoadYaml)->Unit(benchmark::kMillisecond);
+
+void BM_Canonical1000JsonParse(benchmark::State& state) {
+  const std::string& text = canonical_1000();
+  json::Document doc;
+  for (auto _ : state) {
+    bool ok = doc.parse(text);
+    benchmark::DoNotOptimize(ok);
+  }
+}
+BENCHMARK(BM_Canonical1000JsonParse)->Unit(benchmark::kMillisecond);
+
+// Compiling a set already loaded (the copy of the set is part of each iteration).
+void BM_Canonical1000Compile(benchmark::State& state) {
+  const route::RouteSet set = load_canonical_yaml(canonical_1000());
+  for (auto _ : state) {
+    auto table = route::RouteTable::compile(set, 2);
+    benchmark::DoNotOptimize(table);
+  }
+  state.SetItemsProcessed(state.iterations() * 1000);
+}
+BENCHMARK(BM_Canonical1000Compile)->Unit(benchmark::kMillisecond);
+
+// The router's loader for the ConfigMap's JSON: core/json and the same rules.
+void BM_Canonical1000LoadJson(benchmark::State& state) {
+  const std::string& text = canonical_1000();
+  for (auto _ : state) {
+    route::RouteSet set;
+    std::vector<route::SpecError> errors;
+    if (!route::load_json(text, "routes.json", set, errors)) die("load_json failed");
+    benchmark::DoNotOptimize(set);
+  }
+  state.SetItemsProcessed(state.iterations() * 1000);
+}
+BENCHMARK(BM_Canonical1000LoadJson)->Unit(benchmark::kMillisecond);
+
+// One route edited (the control-plane benchmark's edit: a header of one route), compiled
+// with the previous table at hand: 999 routes taken over, one compiled.
+void BM_Canonical1000CompileOneEdited(benchmark::State& state) {
+  auto previous = compile_yaml(control_plane_routes_yaml(1000));
+  const route::RouteSet edited = load_canonical_yaml(compile_yaml(control_plane_routes_yaml(1000, 500))->canonical_json());
+  for (auto _ : state) {
+    auto table = route::RouteTable::compile(edited, 2, {}, previous.get());
+    benchmark::DoNotOptimize(table);
+  }
+  auto table = route::RouteTable::compile(edited, 2, {}, previous.get());
+  const auto& stats = std::get<std::shared_ptr<const route::RouteTable>>(table)->stats();
+  if (stats.routes_compiled != 1 || stats.routes_reused != 999) die("expected 1 route compiled, 999 reused");
+}
+BENCHMARK(BM_Canonical1000CompileOneEdited)->Unit(benchmark::kMillisecond);
+
+// What a router does with the ConfigMap's text of one edit, end to end: load, compile with
+// the previous table, check nothing (the hash is computed in compile).
+void BM_Canonical1000RouterEdit(benchmark::State& state) {
+  auto previous = compile_yaml(control_plane_routes_yaml(1000));
+  const std::string text = compile_yaml(control_plane_routes_yaml(1000, 500))->canonical_json();
+  for (auto _ : state) {
+    route::RouteSet set;
+    std::vector<route::SpecError> errors;
+    if (!route::load_json(text, "routes.json", set, errors)) die("load_json failed");
+    auto table = route::RouteTable::compile(std::move(set), 2, {}, previous.get());
+    benchmark::DoNotOptimize(table);
+  }
+}
+BENCHMARK(BM_Canonical1000RouterEdit)->Unit(benchmark::kMillisecond);
 
 // 10,000 patterns, a third each literal, '*' and '>', spread over 50 services so the
 // first level fans out the way real subject spaces do, plus two broad patterns. The

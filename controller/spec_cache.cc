@@ -112,17 +112,21 @@ std::shared_ptr<const RouterTable> SpecCache::table(const Json& router, const st
     key += string_at(*r, {"metadata", "name"}) + "/" + route_identity(*r) + "/" + std::to_string(id) + "\n";
     checks.push_back(std::move(check));
   }
+  std::shared_ptr<const route::RouteTable> previous;  // its unchanged routes are taken over
   {
     std::lock_guard lock(mu_);
-    if (auto it = tables_.find(router_key); it != tables_.end() && it->second.key == key) {
-      ++stats_.table_hits;
-      return it->second.table;
+    if (auto it = tables_.find(router_key); it != tables_.end()) {
+      if (it->second.key == key) {
+        ++stats_.table_hits;
+        return it->second.table;
+      }
+      previous = it->second.table->compiled;
     }
   }
   std::vector<std::pair<const Json*, const RouteCheck*>> checked;
   checked.reserve(selected.size());
   for (size_t i = 0; i < selected.size(); ++i) checked.emplace_back(selected[i], checks[i].get());
-  auto table = std::make_shared<const RouterTable>(table_of_checked(checked, transforms));
+  auto table = std::make_shared<const RouterTable>(table_of_checked(checked, transforms, previous.get()));
   std::lock_guard lock(mu_);
   ++stats_.table_compiles;
   tables_[router_key] = TableEntry{std::move(key), table};

@@ -369,7 +369,7 @@ std::vector<const Json*> selected_routes(const Json& router, const std::vector<J
 }
 
 RouterTable table_of_checked(const std::vector<std::pair<const Json*, const RouteCheck*>>& checked,
-                           const TransformIndex& transforms) {
+                           const TransformIndex& transforms, const route::RouteTable* previous) {
   RouterTable t;
   std::set<std::string> used;
   for (const auto& [r, c] : checked) {
@@ -384,14 +384,14 @@ RouterTable table_of_checked(const std::vector<std::pair<const Json*, const Rout
     t.set.routes.push_back(c->spec);
   }
   for (const auto& name : used) t.set.transforms.push_back(transforms.at(name).spec);  // std::set: sorted
-  auto compiled = route::RouteTable::compile(t.set, 0);
+  auto compiled = route::RouteTable::compile(t.set, 0, {}, previous);
   if (auto* errs = std::get_if<std::vector<route::SpecError>>(&compiled)) {
     t.error = render_errors(*errs);
     return t;
   }
-  const auto& table = std::get<std::shared_ptr<const route::RouteTable>>(compiled);
-  t.canonical = table->canonical_json();
-  t.hash = table->hash();
+  t.compiled = std::get<std::shared_ptr<const route::RouteTable>>(std::move(compiled));
+  t.canonical = t.compiled->canonical_json();
+  t.hash = t.compiled->hash();
   return t;
 }
 

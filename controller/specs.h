@@ -90,6 +90,9 @@ struct RouterTable {
   std::string canonical;                        // canonical JSON
   std::string hash;                             // "sha256:<hex>"
   std::string error;                            // when the whole set does not compile
+  // The compiled table, kept so that the router's next table takes over its unchanged
+  // routes instead of compiling them again (route::RouteTable::compile).
+  std::shared_ptr<const route::RouteTable> compiled;
 };
 // What tells one generation of one route object from another: "uid/generation".
 std::string route_identity(const Json& route);
@@ -99,9 +102,10 @@ std::string route_identity(const Json& route);
 RouterTable build_table(const Json& router, const std::vector<Json>& routes, const TransformIndex& transforms);
 
 // The two halves of build_table, for SpecCache: the routes a router selects (not being
-// deleted), sorted by name; and the table of those routes given each one's check.
+// deleted), sorted by name; and the table of those routes given each one's check, taking
+// over from `previous` (the router's last table) the routes that did not change.
 std::vector<const Json*> selected_routes(const Json& router, const std::vector<Json>& routes);
 RouterTable table_of_checked(const std::vector<std::pair<const Json*, const RouteCheck*>>& checked,
-                           const TransformIndex& transforms);
+                           const TransformIndex& transforms, const route::RouteTable* previous = nullptr);
 
 }  // namespace switchboard::controller

@@ -5,7 +5,7 @@
 #include <random>
 
 #include "core/json/document.h"
-#include "core/route/spec_yaml.h"
+#include "core/route/spec_json.h"
 #include "kube/client.h"
 #include "kube/config.h"
 #include "router/log.h"
@@ -180,12 +180,12 @@ AssembleResult assemble_routes(const RoutesConfigMap& cm, const PartFetcher& fet
   return AssembleResult::Ok;
 }
 
-std::variant<std::shared_ptr<const route::RouteTable>, std::string> compile_routes(const AssembledRoutes& routes,
-                                                                                   const std::string& origin) {
+std::variant<std::shared_ptr<const route::RouteTable>, std::string> compile_routes(
+    const AssembledRoutes& routes, const std::string& origin, const route::RouteTable* previous) {
   route::RouteSet set;
   std::vector<route::SpecError> errors;
-  if (route::load_yaml(routes.text, origin, set, errors)) {
-    auto compiled = route::RouteTable::compile(std::move(set), routes.generation);
+  if (route::load_json(routes.text, origin, set, errors)) {
+    auto compiled = route::RouteTable::compile(std::move(set), routes.generation, {}, previous);
     if (auto* table = std::get_if<std::shared_ptr<const route::RouteTable>>(&compiled)) {
       if ((*table)->hash() != routes.hash) {
         return "hash mismatch: the annotation says " + routes.hash + ", the table compiles to " + (*table)->hash();
@@ -443,15 +443,19 @@ bool ConfigMapSource::process(const RoutesConfigMap& cm, uint64_t seq) {
     reject_(routes.generation, origin + ": " + error);
     return true;
   }
-  auto compiled = compile_routes(routes, origin + " (generation " + std::to_string(routes.generation) + ")");
+  auto compiled = compile_routes(routes, origin + " (generation " + std::to_string(routes.generation) + ")",
+                                 last_table_.get());
   if (auto* message = std::get_if<std::string>(&compiled)) {
     reject_(routes.generation, *message);
     return true;
   }
+  last_table_ = std::get<std::shared_ptr<const route::RouteTable>>(std::move(compiled));
+  const route::CompileStats& stats = last_table_->stats();
   log_.debug("route table read from configmap",
              {{"configmap", origin}, {"generation", routes.generation}, {"parts", routes.parts},
-              {"bytes", routes.text.size()}});
-  apply_(std::get<std::shared_ptr<const route::RouteTable>>(std::move(compiled)));
+              {"bytes", routes.text.size()}, {"routes_compiled", stats.routes_compiled},
+              {"routes_reused", stats.routes_reused}});
+  apply_(last_table_);
   return true;
 }
 

@@ -10,9 +10,11 @@
 //
 // Only that one ConfigMap is listed and watched (fieldSelector metadata.name=NAME), and
 // parts are read by name, so a Role that grants get/list/watch on those names alone is
-// enough. Every change is assembled, compiled whole and checked against the hash in the
-// annotation; the result goes to the same apply/reject callbacks as a file's. A deleted
-// ConfigMap leaves the running table in place and is reported as a source error.
+// enough. Every change is assembled, read with the JSON loader (spec_json.h), compiled
+// (routes unchanged since the last table are taken over from it, not compiled again) and
+// checked against the hash in the annotation; the result goes to the same apply/reject
+// callbacks as a file's. A deleted ConfigMap leaves the running table in place and is
+// reported as a source error.
 #pragma once
 
 #include <atomic>
@@ -74,10 +76,12 @@ using PartFetcher = std::function<std::optional<RoutesConfigMap>(const std::stri
 AssembleResult assemble_routes(const RoutesConfigMap& cm, const PartFetcher& fetch, AssembledRoutes& out,
                                std::string& error);
 
-// Compiles the assembled text whole (file names in errors are `origin`) and checks that
-// the table's hash is the one the annotation promised.
-std::variant<std::shared_ptr<const route::RouteTable>, std::string> compile_routes(const AssembledRoutes& routes,
-                                                                                   const std::string& origin);
+// Loads the assembled text with the JSON loader (the controller wrote it as JSON; file
+// names in errors are `origin`), compiles it, taking over from `previous` the routes and
+// transforms that did not change (RouteTable::compile), and checks that the table's hash
+// is the one the annotation promised.
+std::variant<std::shared_ptr<const route::RouteTable>, std::string> compile_routes(
+    const AssembledRoutes& routes, const std::string& origin, const route::RouteTable* previous = nullptr);
 
 struct ConfigMapSourceOptions {
   std::string ns;
@@ -151,6 +155,8 @@ class ConfigMapSource : public TableSource {
   bool started_ = false;
   std::mutex process_mu_;  // process() runs on the worker and, on SIGHUP, the main thread
   std::string delivered_key_;  // generation/hash/content of the last table applied or refused
+  // The last table this source compiled: the next one reuses its unchanged routes.
+  std::shared_ptr<const route::RouteTable> last_table_;
   std::thread watcher_;
   std::thread worker_;
 };

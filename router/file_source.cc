@@ -35,8 +35,9 @@ bool FileSource::poll() {
   std::vector<route::SpecError> errors;
   std::string message;
   if (route::load_yaml(content, path_, set, errors)) {
-    auto compiled = route::RouteTable::compile(std::move(set), generation);
+    auto compiled = route::RouteTable::compile(std::move(set), generation, {}, last_table_.get());
     if (auto* table = std::get_if<std::shared_ptr<const route::RouteTable>>(&compiled)) {
+      last_table_ = *table;
       apply_(*table);
       return true;
     }

@@ -35,6 +35,8 @@ class FileSource : public TableSource {
   Reject reject_;
   std::mutex poll_mu_;  // poll() runs on the poll thread and on SIGHUP from the main thread
   std::string last_content_hash_;
+  // The last table this source compiled: the next one reuses its unchanged routes.
+  std::shared_ptr<const route::RouteTable> last_table_;
   uint64_t generation_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;

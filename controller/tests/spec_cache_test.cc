@@ -192,6 +192,11 @@ TEST(SpecCache, ATableIsCompiledOnceWhileItsRoutesAreTheSame) {
   EXPECT_EQ(edited->routes.at("a"), 2);
   EXPECT_EQ(cache.stats().route_checks, 4u);
   EXPECT_EQ(cache.stats().table_compiles, 2u);
+  // Of the table, only the edited route was compiled; the others came from the last one.
+  ASSERT_TRUE(edited->compiled);
+  EXPECT_EQ(edited->compiled->stats().routes_compiled, 1u);
+  EXPECT_EQ(edited->compiled->stats().routes_reused, 2u);
+  EXPECT_EQ(edited->compiled->stats().transforms_reused, 1u);
 
   // The transform a route uses changes: that route is read again, the table compiled again.
   transform_objects[0] = with_uid(transform_object("normalize", kBrokenNormalize), "t1", 2);

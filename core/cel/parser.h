@@ -14,6 +14,7 @@ namespace switchboard::cel {
 struct ParseLimits {
   size_t max_bytes = 16 * 1024;   // longer sources are refused
   uint32_t max_depth = 128;       // nesting of the resulting tree
+  bool operator==(const ParseLimits&) const = default;
 };
 
 // Returns the tree, or a diagnostic for the first error.

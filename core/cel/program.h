@@ -38,6 +38,7 @@ struct Limits {
   size_t max_regex_program = 2000;     // RE2 program size of a `matches` pattern
   size_t max_regex_memory = 1 << 20;   // RE2 max_mem of a pattern: its program and DFA cache
   size_t max_string_bytes = 1 << 20;   // strings, bytes and lists built by an expression
+  bool operator==(const Limits&) const = default;
 };
 
 class Activation {

@@ -89,74 +89,97 @@ std::string ms(int64_t v) { return "\"" + std::to_string(v) + "ms\""; }
 
 }  // namespace
 
-std::string canonical_json(const RouteSet& set) {
-  std::string out = "{\"routes\":[";
-  for (size_t i = 0; i < set.routes.size(); ++i) {
-    const RouteSpec& r = set.routes[i];
+namespace {
+
+// One route or transform of the canonical JSON: also what its reuse key covers.
+std::string route_json(const RouteSpec& r) {
+  std::string out = "{";
+  bool first = true;
+  put(out, "name", r.name, first);
+  if (!r.router.empty()) put(out, "router", r.router, first);
+  std::string src = "{";
+  bool f = true;
+  put(src, "subject", r.source.subject.text, f);
+  if (!r.source.queue_group.empty()) put(src, "queueGroup", r.source.queue_group, f);
+  if (r.source.jetstream) {
+    const JetStreamSpec& j = *r.source.jetstream;
+    std::string js = "{";
+    bool g = true;
+    put(js, "stream", j.stream, g);
+    put(js, "durable", j.durable, g);
+    put_raw(js, "ackWait", ms(j.ack_wait_ms), g);
+    put_raw(js, "maxDeliver", std::to_string(j.max_deliver), g);
+    std::string b = "[";
+    for (size_t k = 0; k < j.backoff_ms.size(); ++k) b += (k ? "," : "") + ms(j.backoff_ms[k]);
+    put_raw(js, "backoff", b + "]", g);
+    put_raw(js, "batch", std::to_string(j.batch), g);
+    put_raw(js, "maxAckPending", std::to_string(j.max_ack_pending), g);
+    put_raw(src, "jetstream", js + "}", f);
+  }
+  put_raw(out, "source", src + "}", first);
+  if (r.filter) put(out, "filter", r.filter->text, first);
+  if (!r.transform.empty()) put_raw(out, "transform", steps_json(r.transform), first);
+  std::string d = "[";
+  for (size_t k = 0; k < r.destinations.size(); ++k) {
+    const DestinationSpec& ds = r.destinations[k];
+    if (k) d += ',';
+    d += '{';
+    bool g = true;
+    put(d, "subject", ds.subject.text, g);
+    if (!ds.headers.empty()) {
+      std::string h = "{";
+      bool hf = true;
+      for (const auto& [name, e] : ds.headers) put(h, name, e.text, hf);
+      put_raw(d, "headers", h + "}", g);
+    }
+    if (ds.jetstream) put_raw(d, "jetstream", "true", g);
+    d += '}';
+  }
+  put_raw(out, "destinations", d + "]", first);
+  if (r.dead_letter) {
+    std::string dl = "{";
+    bool g = true;
+    put(dl, "subject", *r.dead_letter, g);
+    put_raw(out, "deadLetter", dl + "}", first);
+  }
+  put_raw(out, "maxPayloadBytes", std::to_string(r.max_payload_bytes), first);
+  return out + "}";
+}
+
+std::string transform_json(const TransformSpec& t) {
+  std::string out = "{";
+  bool first = true;
+  put(out, "name", t.name, first);
+  put_raw(out, "steps", steps_json(t.steps), first);
+  return out + "}";
+}
+
+std::string join_json(const std::vector<std::string>& routes, const std::vector<std::string>& transforms) {
+  size_t size = 32;
+  for (const auto& r : routes) size += r.size() + 1;
+  for (const auto& t : transforms) size += t.size() + 1;
+  std::string out;
+  out.reserve(size);
+  out += "{\"routes\":[";
+  for (size_t i = 0; i < routes.size(); ++i) {
     if (i) out += ',';
-    out += '{';
-    bool first = true;
-    put(out, "name", r.name, first);
-    if (!r.router.empty()) put(out, "router", r.router, first);
-    std::string src = "{";
-    bool f = true;
-    put(src, "subject", r.source.subject.text, f);
-    if (!r.source.queue_group.empty()) put(src, "queueGroup", r.source.queue_group, f);
-    if (r.source.jetstream) {
-      const JetStreamSpec& j = *r.source.jetstream;
-      std::string js = "{";
-      bool g = true;
-      put(js, "stream", j.stream, g);
-      put(js, "durable", j.durable, g);
-      put_raw(js, "ackWait", ms(j.ack_wait_ms), g);
-      put_raw(js, "maxDeliver", std::to_string(j.max_deliver), g);
-      std::string b = "[";
-      for (size_t k = 0; k < j.backoff_ms.size(); ++k) b += (k ? "," : "") + ms(j.backoff_ms[k]);
-      put_raw(js, "backoff", b + "]", g);
-      put_raw(js, "batch", std::to_string(j.batch), g);
-      put_raw(js, "maxAckPending", std::to_string(j.max_ack_pending), g);
-      put_raw(src, "jetstream", js + "}", f);
-    }
-    put_raw(out, "source", src + "}", first);
-    if (r.filter) put(out, "filter", r.filter->text, first);
-    if (!r.transform.empty()) put_raw(out, "transform", steps_json(r.transform), first);
-    std::string d = "[";
-    for (size_t k = 0; k < r.destinations.size(); ++k) {
-      const DestinationSpec& ds = r.destinations[k];
-      if (k) d += ',';
-      d += '{';
-      bool g = true;
-      put(d, "subject", ds.subject.text, g);
-      if (!ds.headers.empty()) {
-        std::string h = "{";
-        bool hf = true;
-        for (const auto& [name, e] : ds.headers) put(h, name, e.text, hf);
-        put_raw(d, "headers", h + "}", g);
-      }
-      if (ds.jetstream) put_raw(d, "jetstream", "true", g);
-      d += '}';
-    }
-    put_raw(out, "destinations", d + "]", first);
-    if (r.dead_letter) {
-      std::string dl = "{";
-      bool g = true;
-      put(dl, "subject", *r.dead_letter, g);
-      put_raw(out, "deadLetter", dl + "}", first);
-    }
-    put_raw(out, "maxPayloadBytes", std::to_string(r.max_payload_bytes), first);
-    out += '}';
+    out += routes[i];
   }
   out += "],\"transforms\":[";
-  for (size_t i = 0; i < set.transforms.size(); ++i) {
-    const TransformSpec& t = set.transforms[i];
+  for (size_t i = 0; i < transforms.size(); ++i) {
     if (i) out += ',';
-    out += '{';
-    bool first = true;
-    put(out, "name", t.name, first);
-    put_raw(out, "steps", steps_json(t.steps), first);
-    out += '}';
+    out += transforms[i];
   }
   return out + "]}";
+}
+
+}  // namespace
+
+std::string canonical_json(const RouteSet& set) {
+  std::vector<std::string> routes, transforms;
+  for (const auto& r : set.routes) routes.push_back(route_json(r));
+  for (const auto& t : set.transforms) transforms.push_back(transform_json(t));
+  return join_json(routes, transforms);
 }
 
 namespace {
@@ -354,29 +377,74 @@ class Compiler {
 }  // namespace
 
 std::variant<std::shared_ptr<const RouteTable>, std::vector<SpecError>> RouteTable::compile(
-    RouteSet set, uint64_t generation, const cel::Limits& limits) {
+    RouteSet set, uint64_t generation, const cel::Limits& limits, const RouteTable* previous) {
   std::vector<SpecError> errors;
   Compiler c(limits, errors);
   auto table = std::make_shared<RouteTable>();
   table->generation_ = generation;
-  table->canonical_ = route::canonical_json(set);
+  table->limits_ = limits;
+  std::vector<std::string> route_texts, transform_texts;
+  for (const auto& r : set.routes) route_texts.push_back(route_json(r));
+  for (const auto& t : set.transforms) transform_texts.push_back(transform_json(t));
+  table->canonical_ = join_json(route_texts, transform_texts);
   table->hash_ = "sha256:" + sha256_hex(table->canonical_);
 
-  for (const auto& t : set.transforms) {
+  // What the previous table compiled, by key. Programs compiled under other limits are
+  // not this table's to take.
+  std::map<std::string_view, const CompiledRoute*> old_routes;
+  std::map<std::string_view, const CompiledTransform*> old_transforms;
+  if (previous != nullptr && previous->limits_ == limits) {
+    for (const auto& cr : previous->routes_) old_routes.emplace(cr.key, &cr);
+    for (const auto& ct : previous->transforms_) old_transforms.emplace(ct.key, &ct);
+  }
+
+  std::map<std::string, std::string_view, std::less<>> transform_text_by_name;
+  for (size_t i = 0; i < set.transforms.size(); ++i) {
+    const TransformSpec& t = set.transforms[i];
+    transform_text_by_name.emplace(t.name, transform_texts[i]);
     CompiledTransform ct;
-    ct.spec = t;
-    c.steps(t.steps, "transform '" + t.name + "'", "steps", nullptr, ct.steps, ct.needs_json);
+    ct.key = sha256_hex(transform_texts[i]);
+    if (auto old = old_transforms.find(ct.key); old != old_transforms.end()) {
+      ct.steps = old->second->steps;
+      ct.needs_json = old->second->needs_json;
+      ++table->stats_.transforms_reused;
+    } else {
+      c.steps(t.steps, "transform '" + t.name + "'", "steps", nullptr, ct.steps, ct.needs_json);
+      ++table->stats_.transforms_compiled;
+    }
+    ct.spec = std::move(set.transforms[i]);  // `t` is not read after this
     table->transforms_.push_back(std::move(ct));
   }
   // Taken once transforms_ stops growing, so the pointers stay valid.
   std::map<std::string, const CompiledTransform*> named;
   for (const auto& ct : table->transforms_) named[ct.spec.name] = &ct;
   std::set<std::string> names;
-  for (const auto& r : set.routes) {
+  for (size_t ri = 0; ri < set.routes.size(); ++ri) {
+    const RouteSpec& r = set.routes[ri];
     CompiledRoute cr;
-    cr.spec = r;
     std::string object = "route '" + r.name + "'";
     if (!names.insert(r.name).second) c.error(r.at, object, "name", "is used by another route");
+    table->total_destinations_ += r.destinations.size();
+    // The route's own text, then the text of each transform it uses, in step order.
+    std::string keyed = route_texts[ri];
+    for (const StepSpec& s : r.transform) {
+      if (s.kind != StepSpec::Kind::Use) continue;
+      auto t = transform_text_by_name.find(s.use);
+      keyed += '\n';
+      keyed += t == transform_text_by_name.end() ? std::string_view("-") : t->second;
+    }
+    cr.key = sha256_hex(keyed);
+    if (auto old = old_routes.find(cr.key); old != old_routes.end()) {
+      cr.filter = old->second->filter;
+      cr.steps = old->second->steps;
+      cr.destinations = old->second->destinations;
+      cr.needs_json = old->second->needs_json;
+      cr.spec = std::move(set.routes[ri]);
+      ++table->stats_.routes_reused;
+      table->routes_.push_back(std::move(cr));
+      continue;
+    }
+    ++table->stats_.routes_compiled;
     std::string why;
     if (!validate_subject(r.source.subject.text, true, &why)) {
       c.error(r.source.subject.at, object, "source.subject", "invalid subject: " + why);
@@ -397,7 +465,6 @@ std::variant<std::shared_ptr<const RouteTable>, std::vector<SpecError>> RouteTab
               std::to_string(r.destinations.size()) + " destinations, more than the limit of " +
                   std::to_string(kMaxDestinationsPerRoute) + " per route");
     }
-    table->total_destinations_ += r.destinations.size();
     for (size_t i = 0; i < r.destinations.size(); ++i) {
       const DestinationSpec& d = r.destinations[i];
       std::string field = "destinations[" + std::to_string(i) + "]";
@@ -416,6 +483,7 @@ std::variant<std::shared_ptr<const RouteTable>, std::vector<SpecError>> RouteTab
       }
       cr.destinations.push_back(std::move(cd));
     }
+    cr.spec = std::move(set.routes[ri]);  // `r` is not read after this
     table->routes_.push_back(std::move(cr));
   }
   if (!errors.empty()) return errors;

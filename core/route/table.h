@@ -52,6 +52,9 @@ struct CompiledDestination {
 
 struct CompiledRoute {
   RouteSpec spec;
+  // sha256 of the route's canonical JSON and of the transforms it uses: a route with the
+  // same key compiles to the same thing, so a later table can take it over (compile()).
+  std::string key;
   std::optional<cel::Program> filter;
   std::vector<CompiledStep> steps;
   std::vector<CompiledDestination> destinations;
@@ -60,15 +63,32 @@ struct CompiledRoute {
 
 struct CompiledTransform {
   TransformSpec spec;
+  std::string key;  // sha256 of the transform's canonical JSON
   std::vector<CompiledStep> steps;
   bool needs_json = false;
+};
+
+// How much of a table was compiled and how much taken over from the previous one.
+struct CompileStats {
+  size_t routes_compiled = 0;
+  size_t routes_reused = 0;
+  size_t transforms_compiled = 0;
+  size_t transforms_reused = 0;
 };
 
 class RouteTable {
  public:
   // Compiles every route and transform; on failure returns every error found.
+  //
+  // With `previous` (a table compiled before in this process, with the same limits), a
+  // route whose spec and used transforms are unchanged, by content hash, takes over the
+  // previous table's compiled route instead of compiling again, and likewise a transform:
+  // one edited route in a large table costs one route's compilation. Compiled programs
+  // are immutable and shared by reference count, so the two tables may live on, on any
+  // threads, side by side. A reused route is one that compiled without errors before,
+  // and the checks that depend on the rest of the table (names, transforms) run again.
   static std::variant<std::shared_ptr<const RouteTable>, std::vector<SpecError>> compile(
-      RouteSet set, uint64_t generation, const cel::Limits& limits = {});
+      RouteSet set, uint64_t generation, const cel::Limits& limits = {}, const RouteTable* previous = nullptr);
 
   uint64_t generation() const { return generation_; }
   // "sha256:<hex>" of the canonical JSON of the spec: equal specs, equal hashes.
@@ -82,9 +102,12 @@ class RouteTable {
   // The destinations of all routes together: when within kMaxPublishesPerEvent, no event
   // can go over it and the processor skips counting.
   size_t total_destinations() const { return total_destinations_; }
+  const CompileStats& stats() const { return stats_; }
 
  private:
   uint64_t generation_ = 0;
+  cel::Limits limits_;
+  CompileStats stats_;
   std::string hash_;
   std::string canonical_;
   std::vector<CompiledRoute> routes_;

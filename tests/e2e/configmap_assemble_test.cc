@@ -63,6 +63,42 @@ TEST(AssembleRoutes, ReadsRoutesJsonAndChecksTheHash) {
   EXPECT_NE(std::get<1>(mismatch).find("hash mismatch"), std::string::npos) << std::get<1>(mismatch);
 }
 
+// The router keeps the table it compiled last and hands it to the next compile: an
+// edited route is compiled, the others are taken over.
+TEST(AssembleRoutes, CompileTakesOverUnchangedRoutesFromThePreviousTable) {
+  const std::string other = "  - name: other\n    source: {subject: stock.*}\n    filter: 'event.qty > 1'\n"
+                            "    destinations: [{subject: stock.out}]\n";
+  auto [text1, hash1] = canonical(std::string(kRoutesV1) + other);
+  auto [text2, hash2] = canonical(std::string(kRoutesV2) + other);
+  AssembledRoutes out;
+  std::string error;
+  ASSERT_EQ(assemble_routes(main_map(1, hash1, {{"routes.json", text1}}), {}, out, error), AssembleResult::Ok);
+  auto first = compile_routes(out, "cm");
+  ASSERT_TRUE(std::holds_alternative<std::shared_ptr<const route::RouteTable>>(first)) << std::get<1>(first);
+  ASSERT_EQ(assemble_routes(main_map(2, hash2, {{"routes.json", text2}}), {}, out, error), AssembleResult::Ok);
+  auto second = compile_routes(out, "cm", std::get<0>(first).get());
+  ASSERT_TRUE(std::holds_alternative<std::shared_ptr<const route::RouteTable>>(second)) << std::get<1>(second);
+  const route::RouteTable& t = *std::get<0>(second);
+  EXPECT_EQ(t.hash(), hash2);
+  EXPECT_EQ(t.stats().routes_compiled, 1u);
+  EXPECT_EQ(t.stats().routes_reused, 1u);
+  EXPECT_EQ(&t.routes()[1].filter->source(), &std::get<0>(first)->routes()[1].filter->source());
+}
+
+// routes.json is read by the JSON loader: an error names its line and column.
+TEST(AssembleRoutes, ABadTableIsRefusedWithThePosition) {
+  const std::string text = "{\"routes\":[{\"name\":\"a\",\"source\":{\"subject\":\"a\"},\"destinations\":[],"
+                           "\"maxPayloadBytes\":1}],\"transforms\":[]}";
+  AssembledRoutes out;
+  std::string error;
+  ASSERT_EQ(assemble_routes(main_map(3, "sha256:" + route::sha256_hex(text), {{"routes.json", text}}), {}, out,
+                            error),
+            AssembleResult::Ok);
+  auto refused = compile_routes(out, "cm");
+  ASSERT_TRUE(std::holds_alternative<std::string>(refused));
+  EXPECT_EQ(std::get<1>(refused), "cm:1:64: route 'a', destinations: needs at least one destination");
+}
+
 TEST(AssembleRoutes, RefusesBadAnnotationsAndData) {
   auto [text, hash] = canonical(kRoutesV1);
   AssembledRoutes out;

@@ -5,7 +5,8 @@
 //
 // Beyond "does not crash", it checks the promises callers rely on: a refusal always says
 // why, a table's canonical JSON and every published payload are valid JSON, and a
-// published subject is one NATS would accept.
+// published subject is one NATS would accept; and that the table's canonical JSON, read
+// back with the JSON loader as a router reads its ConfigMap, is the same table.
 
 #include <algorithm>
 #include <cstdint>
@@ -22,6 +23,7 @@
 #include "core/json/document.h"
 #include "core/route/processor.h"
 #include "core/route/spec.h"
+#include "core/route/spec_json.h"
 #include "core/route/spec_yaml.h"
 #include "core/route/subject.h"
 #include "core/route/table.h"
@@ -102,6 +104,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto table = std::get<std::shared_ptr<const route::RouteTable>>(std::move(compiled));
   FUZZ_CHECK(table != nullptr);
   FUZZ_CHECK(valid_json(table->canonical_json()));
+
+  // A router in a cluster reads this canonical JSON with the JSON loader and compiles it
+  // against the table it runs: the same set again, every route taken over, the same hash.
+  route::RouteSet again;
+  std::vector<route::SpecError> json_errors;
+  FUZZ_CHECK(route::load_json(table->canonical_json(), "routes.json", again, json_errors));
+  FUZZ_CHECK(route::canonical_json(again) == table->canonical_json());
+  auto recompiled = route::RouteTable::compile(std::move(again), 2, {}, table.get());
+  const auto* same = std::get_if<std::shared_ptr<const route::RouteTable>>(&recompiled);
+  FUZZ_CHECK(same != nullptr && (*same)->hash() == table->hash());
+  FUZZ_CHECK((*same)->stats().routes_reused == table->routes().size());
 
   // One long-lived Processor, as a router thread keeps one, so that state carried from one
   // input to the next is exercised under the sanitizers too.

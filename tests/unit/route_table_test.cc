@@ -582,5 +582,174 @@ TEST(Sha256Hex, KnownVectors) {
   EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
+// Reuse across tables (RouteTable::compile with `previous`). Whether a compiled program was
+// taken over shows in its source text: programs share it by pointer, so a reused program's
+// source is the very string of the previous table's.
+constexpr std::string_view kReuseBase = R"yaml(routes:
+  - name: plain
+    source: {subject: orders.created}
+    filter: event.amount > 10
+    destinations:
+      - subject: out.{{ event.region }}
+        headers: {x-id: event.id}
+  - name: uses-normalize
+    source: {subject: orders.updated}
+    filter: event.amount > 20
+    transform:
+      - use: normalize
+      - set: {seen: "true"}
+    destinations: [{subject: out.updated}]
+  - name: other
+    source: {subject: orders.deleted}
+    filter: event.amount > 30
+    destinations: [{subject: out.deleted}]
+transforms:
+  - name: normalize
+    steps:
+      - set: {region: event.region.upperAscii()}
+  - name: unused
+    steps:
+      - remove: [pad]
+)yaml";
+
+std::shared_ptr<const RouteTable> Recompile(std::string_view yaml, const RouteTable* previous,
+                                            const cel::Limits& limits = {}) {
+  RouteSet set;
+  std::vector<SpecError> errors;
+  if (!load_yaml(yaml, "routes.yaml", set, errors)) {
+    ADD_FAILURE() << "load failed: " << (errors.empty() ? "" : errors[0].render());
+    return nullptr;
+  }
+  Compiled c = RouteTable::compile(std::move(set), 2, limits, previous);
+  if (auto* e = std::get_if<std::vector<SpecError>>(&c)) {
+    ADD_FAILURE() << "compile failed: " << (e->empty() ? "" : (*e)[0].render());
+    return nullptr;
+  }
+  return std::get<std::shared_ptr<const RouteTable>>(c);
+}
+
+const std::string* FilterSource(const RouteTable& t, size_t route) { return &t.routes()[route].filter->source(); }
+
+std::string Replace(std::string text, std::string_view from, std::string_view to) {
+  size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) text.replace(at, from.size(), to);
+  return text;
+}
+
+TEST(RouteTableReuse, UnchangedRoutesAreTakenOverAndTheEditedOneCompiled) {
+  auto first = Table(kReuseBase);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->stats().routes_compiled, 3u);
+  EXPECT_EQ(first->stats().routes_reused, 0u);
+
+  std::string edited = Replace(std::string(kReuseBase), "event.amount > 30", "event.amount > 31");
+  auto second = Recompile(edited, first.get());
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->stats().routes_compiled, 1u);
+  EXPECT_EQ(second->stats().routes_reused, 2u);
+  EXPECT_EQ(second->stats().transforms_reused, 2u);
+  EXPECT_EQ(second->stats().transforms_compiled, 0u);
+  EXPECT_EQ(FilterSource(*second, 0), FilterSource(*first, 0));
+  EXPECT_EQ(FilterSource(*second, 1), FilterSource(*first, 1));
+  EXPECT_NE(FilterSource(*second, 2), FilterSource(*first, 2));
+  EXPECT_EQ(second->routes()[2].filter->source(), "event.amount > 31");
+  // Destination templates and inlined steps are shared too.
+  EXPECT_EQ(&second->routes()[0].destinations[0].subject.exprs[0].source(),
+            &first->routes()[0].destinations[0].subject.exprs[0].source());
+  EXPECT_EQ(&second->routes()[1].steps[0].set[0].second.source(), &first->routes()[1].steps[0].set[0].second.source());
+
+  // The result is the table a fresh compile gives: same hash, same canonical text.
+  auto fresh = Table(edited);
+  ASSERT_TRUE(fresh);
+  EXPECT_EQ(second->hash(), fresh->hash());
+  EXPECT_EQ(second->canonical_json(), fresh->canonical_json());
+  EXPECT_EQ(second->routes()[1].steps.size(), fresh->routes()[1].steps.size());
+  EXPECT_EQ(second->routes()[1].steps[0].origin, fresh->routes()[1].steps[0].origin);
+  EXPECT_EQ(second->total_destinations(), fresh->total_destinations());
+  std::vector<uint32_t> matched;
+  second->match("orders.deleted", matched);
+  EXPECT_EQ(matched, std::vector<uint32_t>{2});
+}
+
+TEST(RouteTableReuse, ReusedRoutesTakeTheNewSpecAndPositions) {
+  auto first = Table(kReuseBase);
+  ASSERT_TRUE(first);
+  // Two lines more at the top: every position moves, no content changes.
+  std::string moved = "# a comment\n# another\n" + std::string(kReuseBase);
+  auto second = Recompile(moved, first.get());
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->stats().routes_reused, 3u);
+  EXPECT_EQ(second->hash(), first->hash());
+  EXPECT_EQ(second->routes()[0].spec.at.line, first->routes()[0].spec.at.line + 2);
+}
+
+TEST(RouteTableReuse, AChangedTransformRecompilesTheRoutesThatUseIt) {
+  auto first = Table(kReuseBase);
+  ASSERT_TRUE(first);
+  std::string edited = Replace(std::string(kReuseBase), "event.region.upperAscii()", "event.region.lowerAscii()");
+  auto second = Recompile(edited, first.get());
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->stats().transforms_compiled, 1u);
+  EXPECT_EQ(second->stats().transforms_reused, 1u);
+  EXPECT_EQ(second->stats().routes_compiled, 1u);  // uses-normalize
+  EXPECT_EQ(second->stats().routes_reused, 2u);
+  EXPECT_NE(FilterSource(*second, 1), FilterSource(*first, 1));
+  EXPECT_EQ(second->routes()[1].steps[0].set[0].second.source(), "event.region.lowerAscii()");
+  EXPECT_EQ(FilterSource(*second, 0), FilterSource(*first, 0));
+}
+
+TEST(RouteTableReuse, ARemovedTransformIsAnErrorNotAStaleCopy) {
+  auto first = Table(kReuseBase);
+  ASSERT_TRUE(first);
+  std::string edited = Replace(std::string(kReuseBase), "  - name: normalize\n    steps:\n      - set: {region: event.region.upperAscii()}\n", "");
+  RouteSet set;
+  std::vector<SpecError> errors;
+  ASSERT_TRUE(load_yaml(edited, "routes.yaml", set, errors));
+  Compiled c = RouteTable::compile(std::move(set), 2, {}, first.get());
+  ASSERT_TRUE(std::holds_alternative<std::vector<SpecError>>(c));
+  EXPECT_EQ(std::get<std::vector<SpecError>>(c)[0].message, "unknown transform 'normalize'");
+}
+
+TEST(RouteTableReuse, OtherLimitsCompileEverything) {
+  auto first = Table(kReuseBase);
+  ASSERT_TRUE(first);
+  cel::Limits limits;
+  limits.max_steps = 1000;
+  auto second = Recompile(kReuseBase, first.get(), limits);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->stats().routes_compiled, 3u);
+  EXPECT_EQ(second->stats().routes_reused, 0u);
+  EXPECT_NE(FilterSource(*second, 0), FilterSource(*first, 0));
+}
+
+TEST(RouteTableReuse, ARouteRenamedOrMovedIsMatchedByContent) {
+  auto first = Table(kReuseBase);
+  ASSERT_TRUE(first);
+  // `other` first now: it is still taken over; the order of the table is the new one.
+  std::string reordered = Replace(std::string(kReuseBase), "  - name: other\n    source: {subject: orders.deleted}\n    filter: event.amount > 30\n    destinations: [{subject: out.deleted}]\n", "");
+  reordered = Replace(reordered, "routes:\n", "routes:\n  - name: other\n    source: {subject: orders.deleted}\n    filter: event.amount > 30\n    destinations: [{subject: out.deleted}]\n");
+  auto second = Recompile(reordered, first.get());
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->stats().routes_reused, 3u);
+  EXPECT_EQ(second->routes()[0].spec.name, "other");
+  EXPECT_EQ(FilterSource(*second, 0), FilterSource(*first, 2));
+  std::vector<uint32_t> matched;
+  second->match("orders.deleted", matched);
+  EXPECT_EQ(matched, std::vector<uint32_t>{0});
+}
+
+// A router drops the old table once the new one is in; the new table's programs came from
+// it, and their reference counts keep what they share alive (ASan builds check the rest).
+TEST(RouteTableReuse, ReusedProgramsOutliveThePreviousTable) {
+  auto first = Table(kReuseBase);
+  ASSERT_TRUE(first);
+  auto second = Recompile(kReuseBase, first.get());
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->stats().routes_reused, 3u);
+  first.reset();
+  EXPECT_EQ(second->routes()[0].filter->source(), "event.amount > 10");
+}
+
 }  // namespace
 }  // namespace switchboard::route
