@@ -129,6 +129,32 @@ class RouterJetStreamTest : public ::testing::Test {
     ASSERT_TRUE(client_.js_publish(subject, {}, data, "", 5000, error)) << error;
   }
 
+  // A replica of its own (connection, router named `name`) whose route `name` reads
+  // orders.* through the durable `name` in batches of `batch`, ack wait 60 s, and publishes
+  // each event to held.<n> on JetStream (a HeldStream answers, or not). Null on failure.
+  struct HeldReplica {
+    NatsClient nc;
+    CountingEvents events;
+    std::unique_ptr<Router> router;
+  };
+  std::unique_ptr<HeldReplica> held_replica(const std::string& name, int batch) {
+    auto r = std::make_unique<HeldReplica>();
+    std::string error;
+    if (!r->nc.connect(config(), error)) {
+      ADD_FAILURE() << error;
+      return nullptr;
+    }
+    RouterConfig rc;
+    rc.name = name;
+    rc.grace_ms = 15000;
+    r->router = std::make_unique<Router>(rc, r->nc, r->events);
+    apply("routes:\n  - name: " + name + "\n    source:\n      subject: orders.*\n      jetstream: {stream: ORDERS, durable: " +
+              name + ", batch: " + std::to_string(batch) +
+              ", ackWait: 60s}\n    destinations:\n      - subject: 'held.{{ event.n }}'\n        jetstream: true\n",
+          r->router.get());
+    return r;
+  }
+
   testing::NatsServer server_{true};
   NatsClient router_nc_, client_;
   CountingEvents events_;
@@ -356,30 +382,12 @@ routes:
 // replica that starts next delivers them at once.
 TEST_F(RouterJetStreamTest, StoppingFinishesTheBatchInHand) {
   constexpr int kEvents = 6;
-  NatsConfig cfg = config();
-  NatsClient nc;
-  std::string error;
-  ASSERT_TRUE(nc.connect(cfg, error)) << error;
-  CountingEvents events;
-  RouterConfig rc;
-  rc.name = "stopping";
-  rc.grace_ms = 15000;
-  auto router = std::make_unique<Router>(rc, nc, events);
   HeldStream held(client_, "held.>");
   for (int n = 1; n <= kEvents; ++n) publish("orders.new", "{\"n\":" + std::to_string(n) + "}");
-  const std::string routes = R"(
-routes:
-  - name: held
-    source:
-      subject: orders.*
-      jetstream: {stream: ORDERS, durable: held, batch: 64, ackWait: 60s}
-    destinations:
-      - subject: 'held.{{ event.n }}'
-        jetstream: true
-)";
-  apply(routes, router.get());
+  auto first = held_replica("held", 64);
+  ASSERT_TRUE(first);
   ASSERT_TRUE(held.wait_held(kEvents));
-  std::thread stopper([&] { router->stop(); });
+  std::thread stopper([&] { first->router->stop(); });
   // Half are confirmed while the router is stopping; the others never are.
   std::set<std::string> confirmed;
   for (int i = 0; i < kEvents / 2; ++i) confirmed.insert(held.confirm_one());
@@ -388,20 +396,18 @@ routes:
   ConsumerState st = consumer_state(client_, "ORDERS", "held");
   EXPECT_EQ(st.ack_floor, static_cast<uint64_t>(kEvents / 2));
   EXPECT_TRUE(confirmed.count("ORDERS:1:0") && confirmed.count("ORDERS:3:0"));
-  router.reset();
+  first.reset();
 
   // The next replica gets the NAKed half at once, not after the 60 s ack wait.
   HeldStream again(client_, "held.>");
-  NatsClient nc2;
-  ASSERT_TRUE(nc2.connect(cfg, error)) << error;
-  Router next(rc, nc2, events);
-  apply(routes, &next);
+  auto next = held_replica("held", 64);
+  ASSERT_TRUE(next);
   ASSERT_TRUE(again.wait_held(kEvents / 2, 20s));
   std::set<std::string> redelivered;
   for (int i = 0; i < kEvents / 2; ++i) redelivered.insert(again.confirm_one());
   EXPECT_EQ(redelivered, (std::set<std::string>{"ORDERS:4:0", "ORDERS:5:0", "ORDERS:6:0"}));
   ASSERT_TRUE(eventually([&] { return consumer_state(client_, "ORDERS", "held").ack_floor == kEvents; }));
-  next.stop();
+  next->router->stop();
 }
 
 // After a full batch the consumer asks for the next one before it runs the first, so that
@@ -410,45 +416,25 @@ routes:
 TEST_F(RouterJetStreamTest, EventsFetchedAheadAreReleasedWhenStopping) {
   constexpr int kBatch = 4;
   constexpr int kEvents = 12;
-  NatsConfig cfg = config();
-  NatsClient nc;
-  std::string error;
-  ASSERT_TRUE(nc.connect(cfg, error)) << error;
-  CountingEvents events;
-  RouterConfig rc;
-  rc.name = "ahead";
-  rc.grace_ms = 15000;
-  auto router = std::make_unique<Router>(rc, nc, events);
   HeldStream held(client_, "held.>");
   for (int n = 1; n <= kEvents; ++n) publish("orders.new", "{\"n\":" + std::to_string(n) + "}");
-  const std::string routes = R"(
-routes:
-  - name: ahead
-    source:
-      subject: orders.*
-      jetstream: {stream: ORDERS, durable: ahead, batch: 4, ackWait: 60s}
-    destinations:
-      - subject: 'held.{{ event.n }}'
-        jetstream: true
-)";
-  apply(routes, router.get());
+  auto first = held_replica("ahead", kBatch);
+  ASSERT_TRUE(first);
   ASSERT_TRUE(held.wait_held(kBatch));
   // The first batch waits for its confirmations; the second has been delivered meanwhile.
   ASSERT_TRUE(eventually([&] { return consumer_state(client_, "ORDERS", "ahead").ack_pending == 2 * kBatch; }))
       << "the next batch was not asked for ahead";
-  std::thread stopper([&] { router->stop(); });
+  std::thread stopper([&] { first->router->stop(); });
   std::set<std::string> confirmed;
   for (int i = 0; i < kBatch; ++i) confirmed.insert(held.confirm_one());
   stopper.join();
   EXPECT_EQ(consumer_state(client_, "ORDERS", "ahead").ack_floor, static_cast<uint64_t>(kBatch));
   EXPECT_EQ(confirmed, (std::set<std::string>{"ORDERS:1:0", "ORDERS:2:0", "ORDERS:3:0", "ORDERS:4:0"}));
-  router.reset();
+  first.reset();
 
   HeldStream again(client_, "held.>");
-  NatsClient nc2;
-  ASSERT_TRUE(nc2.connect(cfg, error)) << error;
-  Router next(rc, nc2, events);
-  apply(routes, &next);
+  auto next = held_replica("ahead", kBatch);
+  ASSERT_TRUE(next);
   std::set<std::string> rest;
   for (int round = 0; round < (kEvents - kBatch) / kBatch; ++round) {
     ASSERT_TRUE(again.wait_held(kBatch, 20s)) << "batch " << round << " of the rest did not come within 20 s "
@@ -459,7 +445,7 @@ routes:
   for (int n = kBatch + 1; n <= kEvents; ++n) expected.insert("ORDERS:" + std::to_string(n) + ":0");
   EXPECT_EQ(rest, expected);
   ASSERT_TRUE(eventually([&] { return consumer_state(client_, "ORDERS", "ahead").ack_floor == kEvents; }));
-  next.stop();
+  next->router->stop();
 }
 
 // A core NATS source with a JetStream destination: publishes go out without waiting for
