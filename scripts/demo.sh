@@ -5,7 +5,7 @@
 set -euo pipefail
 build=${1:-build}
 cd "$(dirname "$0")/.."
-bin="$PWD/$build/bin"
+case $build in /*) bin="$build/bin" ;; *) bin="$PWD/$build/bin" ;; esac  # BUILD absolute or from the repo root
 work=$(mktemp -d /tmp/switchboard-demo.XXXXXX)
 pids=()
 cleanup() {
