@@ -14,6 +14,8 @@
 #   --seconds  how long the load runs (default 5; under callgrind the router takes about
 #              10,000 events/s)
 #   --expect   half for routes that filter out every other bench event (default all)
+#   --out FILE keep callgrind's output there, for `callgrind_annotate --inclusive=yes FILE`
+#              (where the instructions go, function by function)
 #
 # Example: scripts/router-callgrind.sh bench/dataplane/routes/pass.yaml
 # Needs valgrind (scripts/install-deps.sh does not install it: apt-get install valgrind).
@@ -24,12 +26,14 @@ BIN=$ROOT/build/bin
 ROUTER=""
 SECONDS_LOAD=5
 EXPECT=all
+OUT_FILE=""
 while [[ $# -gt 1 ]]; do
   case $1 in
     --bin) BIN=$(cd "$2" && pwd); shift 2 ;;
     --router) ROUTER=$2; shift 2 ;;
     --seconds) SECONDS_LOAD=$2; shift 2 ;;
     --expect) EXPECT=$2; shift 2 ;;
+    --out) OUT_FILE=$2; shift 2 ;;
     *) echo "router-callgrind: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -44,6 +48,7 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [[ -n $OUT_FILE && -f $WORK/callgrind.out ]]; then cp "$WORK/callgrind.out" "$OUT_FILE"; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
