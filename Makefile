@@ -53,11 +53,12 @@ fuzz:
 fuzz-long:
 	@bash scripts/fuzz.sh $(or $(FUZZ_SECONDS),600)
 
-# The fault suite in full (about 20 minutes, loopback only): kills, restarts, network cuts,
-# a slow destination, reload storms; every event accounted for. Figures in
-# $(BUILD)/chaos/last-run.json. SWITCHBOARD_CHAOS_SEED=N replays a run's faults; the other
-# knobs are in scripts/chaos.sh. `make test` runs the short versions (label chaos).
-chaos: configure
+# The fault suite in full (about 30 minutes, loopback only): kills, restarts, network cuts,
+# a slow destination, reload storms, and the whole system with its control plane under
+# faults; every event accounted for. Figures in $(BUILD)/chaos/last-run.json.
+# SWITCHBOARD_CHAOS_SEED=N replays a run's faults; the other knobs are in scripts/chaos.sh.
+# `make test` runs the short versions (label chaos).
+chaos: configure tools
 	@JOBS=$(JOBS) bash scripts/chaos.sh $(BUILD)
 
 clean:

@@ -11,13 +11,20 @@
 #   slow-destination  2 min of a destination whose acks are slow, then slower than the
 #                     publish timeout: bounded router memory, backlog left in the stream
 #   reload-storm      1 min of 100 table changes per second on two replicas under load
+#   control-plane     10 min of the whole system: a real etcd and kube-apiserver, two
+#                     controllers, the router Deployment run by the e2e pod runner, load on a
+#                     JetStream EventRoute; the controller leader killed or frozen past its
+#                     lease, kube-apiserver restarted (etcd compacted while it is down), etcd
+#                     compacted, router pods killed (-9, SIGTERM) and nats-server killed and
+#                     restarted; after each fault an edit both pods must run
 #
-# About 20 minutes in all. Figures of the run: BUILD/chaos/last-run.json, and a table on
+# About 30 minutes in all; the control plane's tools come from scripts/test-tools.sh
+# (`make chaos` builds them first). Figures of the run: BUILD/chaos/last-run.json, and a table on
 # stdout. Exit 0 when every promise held.
 #
 # Knobs (environment):
 #   SWITCHBOARD_CHAOS_SEED=N          replay the faults of a run (the seed is printed)
-#   SWITCHBOARD_CHAOS_DURATION=S      seconds of soak (default 600)
+#   SWITCHBOARD_CHAOS_DURATION=S      seconds of soak, or of the one scenario asked for
 #   SWITCHBOARD_CHAOS_SCENARIOS=a,b   a subset, e.g. soak,reload-storm (default all)
 #   SWITCHBOARD_CHAOS_RATE=N          JetStream events per second (default per scenario)
 #   SWITCHBOARD_CHAOS_QUICK=1         the short versions that `make test` runs
@@ -33,7 +40,7 @@ JOBS="${JOBS:-$(nproc)}"
 if [[ ! -f "$BUILD/build.ninja" && ! -f "$BUILD/Makefile" ]]; then
   cmake -S "$ROOT" -B "$BUILD" -G Ninja >/dev/null
 fi
-# Only what the suite runs: the rest of the tree is not needed to break the data plane.
+# Only what the suite runs (switchboard-chaos brings the controller where it is built).
 cmake --build "$BUILD" -j "$JOBS" --target switchboard-router switchboard-chaos
 
 args=(--report "$BUILD/chaos/last-run.json")

@@ -1,13 +1,15 @@
-// Faults in the control plane, under data-plane load: a real etcd and kube-apiserver
+// The whole system under faults: a real etcd and kube-apiserver
 // (tests/support/control_plane.sh), two switchboard-controller replicas electing a leader,
 // and the router Deployment the controller writes run as processes by the e2e pod runner
 // (tests/e2e/pod_runner.h), reading their table from the ConfigMap the controller keeps.
-// A JetStream route carries steady load while the suite kills the controller leader (-9),
-// freezes it (SIGSTOP) past its lease and resumes it once another replica leads,
-// restarts kube-apiserver (SIGTERM, and -9 with etcd compacted while it is down, so that
-// watches resume from a compacted revision and must list again), and compacts etcd under
-// open watches. After each fault the route is edited: both router pods must report the new
-// table, and route with it. At the end every event is accounted for.
+// A JetStream route carries steady load while the suite, at seeded random moments, kills
+// the controller leader (-9), freezes it (SIGSTOP) past its lease and resumes it once
+// another replica leads, restarts kube-apiserver (SIGTERM, and -9 with etcd compacted
+// while it is down, so that watches resume from a compacted revision and must list again),
+// compacts etcd under open watches, restarts router pods (-9 and SIGTERM, as a kubelet
+// restarts a container) and restarts nats-server (-9 and SIGTERM) on its store. After each
+// fault the route is edited: both router pods must report the new table, and route with
+// it. At the end every event is accounted for. `make chaos` runs it for 10 minutes.
 #include <signal.h>
 #include <unistd.h>
 
@@ -17,7 +19,6 @@
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <sstream>
 
 #include "core/json/document.h"
 #include "kube/config.h"
@@ -25,6 +26,7 @@
 #include "tests/chaos/scenarios.h"
 #include "tests/e2e/pod_runner.h"
 #include "tests/support/control_plane.h"
+#include "tests/support/files.h"
 #include "tests/support/http_probe.h"
 
 namespace switchboard::chaos {
@@ -34,13 +36,6 @@ namespace {
 constexpr const char* kNs = "chaos";
 constexpr const char* kLeaseNs = "switchboard-system";
 
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // One switchboard-controller replica, out of cluster with the admin kubeconfig.
 class ControllerNode {
@@ -87,9 +82,11 @@ class ControllerNode {
 
 struct PodBeat {
   double generation = -1;
+  double uptime = -1;
   std::string state, source_error;
   uint64_t beats = 0;
-  bool applied_once = false;
+  uint64_t incarnations = 0;    // processes seen under this pod's name (uptime went back)
+  bool applied_once = false;    // by this process
   uint64_t not_applied = 0;     // once applied: neither "applied" nor "stopped" (the last, on SIGTERM)
   uint64_t source_errors = 0;   // heartbeats saying the table source has a problem
 };
@@ -150,6 +147,13 @@ bool run_control_plane(const Options& o, Report& report) {
     if (!d.parse(m.data)) return;
     std::lock_guard lock(hb_mu);
     PodBeat& b = beats[std::string(d.string_value(d.find_member(0, "pod")))];
+    // A restarted pod is a new process: until it applies its table it is "pending".
+    double uptime = d.number_value(d.find_member(0, "uptimeSeconds"));
+    if (b.beats == 0 || uptime < b.uptime) {
+      b.applied_once = false;
+      ++b.incarnations;
+    }
+    b.uptime = uptime;
     b.generation = d.number_value(d.find_member(0, "generation"));
     b.state = std::string(d.string_value(d.find_member(0, "state")));
     uint32_t se = d.find_member(0, "sourceError");
@@ -177,6 +181,7 @@ bool run_control_plane(const Options& o, Report& report) {
   // A controller that loses its lease exits (1) for Kubernetes to restart it, as
   // controller-runtime's do; the suite restarts it as a kubelet would (restartPolicy: Always).
   uint64_t controller_restarts = 0;
+  uint64_t router_restarts = 0;
   auto revive = [&] {
     for (auto& c : controllers) {
       if (!c->running()) {
@@ -242,7 +247,7 @@ spec:
   po.binary = o.bin_dir + "/switchboard-router";
   po.api_host = "127.0.0.1";
   po.api_port = cp.server_port();
-  po.ca_pem = read_all(cp.ca_path());
+  po.ca_pem = testing::read_file(cp.ca_path());
   po.work_dir = dir.path() + "/pods";
   std::filesystem::create_directories(po.work_dir);
   std::unique_ptr<kube::Client> client = kube::make_client(kube::load_kubeconfig(cp.kubeconfig()));
@@ -345,7 +350,7 @@ spec:
   // control_plane.sh can still stop it (its pid file is updated).
   auto restart_apiserver = [&](int sig, bool compact_while_down, FaultRecord& f) {
     pid_t pid = apiserver ? apiserver->pid() : apiserver_pid();
-    std::string cmdline = read_all("/proc/" + std::to_string(pid) + "/cmdline");
+    std::string cmdline = testing::read_file("/proc/" + std::to_string(pid) + "/cmdline");
     std::vector<std::string> argv;
     for (size_t start = 0; start < cmdline.size();) {
       size_t end = cmdline.find('\0', start);
@@ -394,7 +399,8 @@ spec:
   while (!interrupted() && since(epoch) < duration - quiet_tail) {
     if (deck.empty()) {
       deck = {"controller_leader_kill9", "controller_leader_paused", "apiserver_sigterm",
-              "apiserver_kill9_etcd_compacted", "etcd_compaction"};
+              "apiserver_kill9_etcd_compacted", "etcd_compaction", "router_kill9", "router_sigterm",
+              "nats_kill9", "nats_sigterm"};
       std::shuffle(deck.begin(), deck.end(), rng.engine());
       ++round;
     }
@@ -450,6 +456,33 @@ spec:
       restart_apiserver(SIGKILL, true, f);
       f.down = since(epoch) - f.at;
       edit_and_converge(kind);
+    } else if (kind == "router_kill9" || kind == "router_sigterm") {
+      // A container restart: the new process reads the table from the ConfigMap, and the
+      // events the old one held come again after ackWait (or at once, after SIGTERM).
+      const int sig = kind == "router_kill9" ? SIGKILL : SIGTERM;
+      const size_t i = rng.index(runner.size());
+      const auto down = std::chrono::milliseconds(static_cast<int>(rng.uniform(200, 4000)));
+      f.target = pods[i];
+      auto t0 = Clock::now();
+      f.exit_status = runner.restart(i, sig, 15000, down);
+      f.exit_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0 - down).count();
+      ++router_restarts;
+      if (sig == SIGTERM && f.exit_status != 0) {
+        report.violation(pods[i] + " exited " + std::to_string(f.exit_status) + " after SIGTERM (0 expected)");
+      }
+      if (!runner.wait_ready(std::chrono::seconds(60), &why)) report.violation("after " + kind + ": " + why);
+      f.down = since(epoch) - f.at;
+      edit_and_converge(kind);
+    } else if (kind == "nats_kill9" || kind == "nats_sigterm") {
+      f.target = "nats-server";
+      auto t0 = Clock::now();
+      f.exit_status = nats.stop(kind == "nats_kill9" ? SIGKILL : SIGTERM);
+      f.exit_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+      sleep_for(rng.uniform(0.5, 5.0));
+      if (!nats.start()) report.violation("nats-server did not start again on its port (log " + nats.log_path() + ")");
+      if (!runner.wait_ready(std::chrono::seconds(60), &why)) report.violation("after " + kind + ": " + why);
+      f.down = since(epoch) - f.at;
+      edit_and_converge(kind);
     } else {
       f.target = "etcd";
       // A few changes first, so that compaction removes history the watches have seen.
@@ -490,7 +523,9 @@ spec:
     uint64_t n = number_of(d.string_value(d.find_member(0, "id")), "k");
     int edit = static_cast<int>(d.number_value(d.find_member(0, "edit")));
     for (const auto& e : edits) {
-      if (n > e.converged_after && n <= e.next_from && edit != e.value) ++stale;
+      // A newer edit is right for an event whose first try failed (a killed pod held
+      // it, nats-server was down) and that came again after the next edit.
+      if (n > e.converged_after && n <= e.next_from && edit < e.value) ++stale;
     }
   }, error);
   if (stale > 0) report.violation(std::to_string(stale) + " events routed by an older edit after both pods reported a newer one");
@@ -506,6 +541,7 @@ spec:
     std::lock_guard lock(hb_mu);
     for (const auto& [pod, b] : beats) {
       pods_json += (pods_json.size() > 1 ? ",\"" : "\"") + pod + "\":{\"heartbeats\":" + std::to_string(b.beats) +
+                   ",\"processes\":" + std::to_string(b.incarnations) +
                    ",\"notApplied\":" + std::to_string(b.not_applied) +
                    ",\"withSourceError\":" + std::to_string(b.source_errors) + ",\"generation\":" +
                    fmt("%.0f", b.generation) + "}";
@@ -517,6 +553,7 @@ spec:
   }
   report.figure("routerPods", pods_json + "}");
   report.figure("controllerRestarts", std::to_string(controller_restarts));
+  report.figure("routerRestarts", std::to_string(router_restarts));
 
   std::vector<int> statuses = runner.stop(10000);
   for (size_t i = 0; i < statuses.size(); ++i) {

@@ -87,7 +87,7 @@ double default_duration(const std::string& scenario, bool quick) {
   if (scenario == "network-cut") return quick ? 40 : 180;
   if (scenario == "slow-destination") return quick ? 30 : 120;
   if (scenario == "reload-storm") return quick ? 10 : 60;
-  if (scenario == "control-plane") return quick ? 120 : 360;
+  if (scenario == "control-plane") return quick ? 120 : 600;
   return 60;
 }
 

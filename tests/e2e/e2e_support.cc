@@ -29,19 +29,6 @@ namespace switchboard::e2e {
 
 using Clock = std::chrono::steady_clock;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_file(const std::string& path, const std::string& content) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << content;
-  if (!out) throw std::runtime_error("cannot write " + path);
-}
-
 std::string make_temp_dir(const std::string& prefix) {
   const char* tmp = std::getenv("TMPDIR");
   std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/" + prefix + "-XXXXXX";
@@ -147,15 +134,6 @@ std::optional<double> metric(const std::string& page, const std::string& series)
   return std::nullopt;
 }
 
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  while (true) {
-    if (done()) return true;
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-}
-
 Heartbeat parse_heartbeat(const std::string& text) {
   Heartbeat h;
   json::Document d;
@@ -172,6 +150,7 @@ Heartbeat parse_heartbeat(const std::string& text) {
   h.source_error = str("sourceError");
   h.hash = str("hash");
   if (uint32_t g = d.find_member(0, "generation")) h.generation = d.number_value(g);
+  if (uint32_t u = d.find_member(0, "uptimeSeconds")) h.uptime_seconds = d.number_value(u);
   return h;
 }
 

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/files.h"
+
 namespace switchboard::e2e {
 
 struct CommandResult {
@@ -32,17 +34,21 @@ HttpReply http_get(int port, const std::string& path);
 // The value of one series ("name" or "name{label=\"v\"}") in a Prometheus text page.
 std::optional<double> metric(const std::string& page, const std::string& series);
 
-// Polls `done` every 25ms until it holds or the timeout passes.
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = std::chrono::seconds(15));
+// Polls `done` until it holds or the timeout passes (15 s unless told).
+inline bool eventually(const std::function<bool()>& done,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
+  return testing::eventually(done, timeout);
+}
 
 struct Heartbeat {
   std::string pod, router, ns, state, error, source_error, hash;
   double generation = -1;
+  double uptime_seconds = -1;
 };
 Heartbeat parse_heartbeat(const std::string& text);
 
-std::string read_file(const std::string& path);
-void write_file(const std::string& path, const std::string& content);
+using testing::read_file;
+using testing::write_file;
 // A new folder under $TMPDIR (or /tmp) named after `prefix`.
 std::string make_temp_dir(const std::string& prefix);
 

@@ -579,19 +579,33 @@ void PodRunner::start(const std::string& ns, const std::string& deployment) {
     auto pod = std::make_unique<Pod>();
     pod->plan = plan_pod(d, i, inputs, options_, dir, free_port);
     if (options_.adjust) options_.adjust(pod->plan);
-    // Only the container's environment, in the pod's folder: nothing of the test's leaks in.
-    std::vector<std::string> argv = {"/usr/bin/env", "-i", "-C", dir};
-    argv.insert(argv.end(), pod->plan.env.begin(), pod->plan.env.end());
-    argv.insert(argv.end(), pod->plan.argv.begin(), pod->plan.argv.end());
-    {
-      std::ofstream log(pod->plan.log_path, std::ios::app);
-      log << "# pod " << pod->plan.ns << "/" << pod->plan.name << ":";
-      for (const auto& a : pod->plan.argv) log << " " << a;
-      log << "\n";
-    }
-    pod->process = testing::Process(argv, {}, pod->plan.log_path);
+    launch(*pod);
     pods_.push_back(std::move(pod));
   }
+}
+
+void PodRunner::launch(Pod& pod) {
+  // Only the container's environment, in the pod's folder: nothing of the test's leaks in.
+  std::vector<std::string> argv = {"/usr/bin/env", "-i", "-C", pod.plan.dir};
+  argv.insert(argv.end(), pod.plan.env.begin(), pod.plan.env.end());
+  argv.insert(argv.end(), pod.plan.argv.begin(), pod.plan.argv.end());
+  {
+    std::ofstream log(pod.plan.log_path, std::ios::app);
+    log << "# pod " << pod.plan.ns << "/" << pod.plan.name << ":";
+    for (const auto& a : pod.plan.argv) log << " " << a;
+    log << "\n";
+  }
+  pod.process = testing::Process(argv, {}, pod.plan.log_path);
+}
+
+int PodRunner::restart(size_t i, int sig, int grace_ms, std::chrono::milliseconds down) {
+  Pod& pod = *pods_.at(i);
+  pod.process.signal(sig);
+  int status = pod.process.wait(grace_ms);
+  if (status == -1) status = pod.process.stop(1000);
+  if (down.count() > 0) std::this_thread::sleep_for(down);
+  launch(pod);
+  return status;
 }
 
 bool PodRunner::wait_ready(std::chrono::milliseconds timeout, std::string* why) {

@@ -131,6 +131,11 @@ class PodRunner {
   bool wait_ready(std::chrono::milliseconds timeout, std::string* why = nullptr);
   // SIGTERM to every pod, SIGKILL after the grace; returns the exit statuses.
   std::vector<int> stop(int grace_ms = 10000);
+  // A container restart, as a kubelet does one: `sig` to pod i's process (SIGKILL once
+  // grace_ms pass), `down` of nothing, then the same command again in the same folder, on
+  // the same ports, its log appended to. Returns how the process ended (128+n when
+  // killed by signal n).
+  int restart(size_t i, int sig, int grace_ms = 10000, std::chrono::milliseconds down = std::chrono::milliseconds(0));
 
   size_t size() const { return pods_.size(); }
   Pod& pod(size_t i) { return *pods_.at(i); }
@@ -144,6 +149,8 @@ class PodRunner {
   std::string work_dir_;
   bool own_work_dir_ = false;
   std::vector<std::unique_ptr<Pod>> pods_;
+
+  void launch(Pod& pod);
 };
 
 }  // namespace switchboard::e2e

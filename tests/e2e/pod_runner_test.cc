@@ -5,9 +5,11 @@
 #include "tests/e2e/pod_runner.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <filesystem>
 #include <set>
+#include <thread>
 
 #include "core/route/spec_yaml.h"
 #include "core/route/table.h"
@@ -131,6 +133,41 @@ TEST_F(PodRunnerTest, RunsTheDeploymentsReplicasAsItsServiceAccount) {
   EXPECT_FALSE(out.next(r, 300ms)) << "duplicate: " << r.subject;
   std::vector<int> statuses = runner_->stop();
   EXPECT_EQ(statuses, (std::vector<int>{0, 0}));
+}
+
+TEST_F(PodRunnerTest, ARestartedPodComesBackUnderItsNameAndReadsItsTableAgain) {
+  role(R"("orders-routes")");
+  runner_ = make_runner();
+  runner_->start(ns_, "orders");
+  std::string why;
+  ASSERT_TRUE(runner_->wait_ready(30s, &why)) << why;
+  // Old enough that a new process's uptime tells it apart.
+  std::this_thread::sleep_for(2s);
+  Inbox beats(client_, "switchboard.status." + ns_ + ".orders");
+  const pid_t killed = runner_->pod(0).process.pid();
+  EXPECT_EQ(runner_->restart(0, SIGKILL), 128 + SIGKILL);
+  EXPECT_NE(runner_->pod(0).process.pid(), killed);
+  EXPECT_EQ(runner_->restart(1, SIGTERM, 10000, 200ms), 0) << "SIGTERM must end a router with 0";
+  ASSERT_TRUE(runner_->wait_ready(30s, &why)) << why;
+  // Both come back under their own names, as new processes, and apply the table again.
+  std::set<std::string> fresh;
+  ASSERT_TRUE(eventually([&] {
+    Inbox::Received r;
+    while (beats.next(r, 100ms)) {
+      Heartbeat h = parse_heartbeat(r.data);
+      if (h.state == "applied" && h.generation == 1 && h.uptime_seconds >= 0 && h.uptime_seconds < 2) {
+        fresh.insert(h.pod);
+      }
+    }
+    return fresh.size() == 2;
+  })) << fresh.size() << "\n" << runner_->logs();
+  EXPECT_EQ(fresh, (std::set<std::string>{"orders-0", "orders-1"}));
+  // The first process's lines stay in the pod's log, above the second's.
+  std::string log = read_file(runner_->pod(0).plan.log_path);
+  size_t first = log.find("# pod " + ns_ + "/orders-0");
+  ASSERT_NE(first, std::string::npos);
+  EXPECT_NE(log.find("# pod " + ns_ + "/orders-0", first + 1), std::string::npos);
+  EXPECT_EQ(runner_->stop(), (std::vector<int>{0, 0}));
 }
 
 TEST_F(PodRunnerTest, ARoleWithoutTheConfigMapLeavesTheRouterUnready) {

@@ -28,6 +28,7 @@
 namespace switchboard::router {
 namespace {
 
+using testing::eventually;
 using testing::read_file;
 using testing::write_file;
 
@@ -627,14 +628,6 @@ class RouterRotationTest : public ::testing::Test {
     std::filesystem::remove_all(dir_, ec);
   }
   testing::HttpReply get(const std::string& p) const { return testing::http_get(port_, p); }
-  bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 30s) const {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!done()) {
-      if (std::chrono::steady_clock::now() >= deadline) return false;
-      std::this_thread::sleep_for(25ms);
-    }
-    return true;
-  }
 
   static constexpr const char* kOldPassword = "old-Pw-rotated-away-9157";
   static constexpr const char* kNewPassword = "new-Pw-from-the-secret-2648";

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "kube/client.h"
+#include "tests/support/files.h"
 
 namespace switchboard::kube::testing {
 
@@ -68,17 +69,9 @@ inline std::string wait_for_stop(const std::string& rv, const std::atomic<bool>&
   return rv;
 }
 
-// Polls pred until it holds or timeout passes (generous: conditions, not timings, are
-// what tests check).
-inline bool eventually(const std::function<bool()>& pred,
-                       std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return true;
-}
+// Polls until a condition holds or 30 s pass (generous: conditions, not timings, are what
+// tests check).
+using switchboard::testing::eventually;
 
 inline Object make_object(const std::string& ns, const std::string& name, const std::string& rv,
                           const std::string& data = "") {

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -20,8 +21,12 @@ inline std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+// Throws std::runtime_error when the file cannot be written.
 inline void write_file(const std::string& path, const std::string& content) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+  out.flush();
+  if (!out) throw std::runtime_error("cannot write " + path);
 }
 
 // Written beside and renamed into place, as Kubernetes swaps a mounted ConfigMap: a reader
