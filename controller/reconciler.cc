@@ -168,8 +168,7 @@ std::optional<Json> Reconciler::owned_as_applied(const std::string& router_key, 
   return copy;
 }
 
-Json Reconciler::apply_owned(const std::string& router_key, const kube::Resource& r, const Json& desired,
-                             bool* applied) {
+Json Reconciler::apply_owned(const std::string& router_key, const kube::Resource& r, const Json& desired) {
   const bool cached = options_.owned.count(r.kind) > 0 && options_.owned.at(r.kind) != nullptr;
   const std::string name = name_of(desired);
   const std::string id = r.kind + "/" + name;
@@ -187,7 +186,6 @@ Json Reconciler::apply_owned(const std::string& router_key, const kube::Resource
     }
     if (same) {
       if (auto copy = owned_as_applied(router_key, r.kind, ns_of(desired), name)) {
-        if (applied != nullptr) *applied = false;
         return *copy;
       }
     }
@@ -200,7 +198,6 @@ Json Reconciler::apply_owned(const std::string& router_key, const kube::Resource
     if (auto o = owned_.find(router_key); o != owned_.end()) o->second.applied.erase(id);
     throw;
   }
-  if (applied != nullptr) *applied = true;
   if (cached) {
     std::lock_guard lock(mu_);
     owned_[router_key].applied[id] = AppliedObject{std::move(text), string_at(stored, {"metadata", "resourceVersion"})};
@@ -336,19 +333,15 @@ Outcome Reconciler::reconcile_router(const std::string& key) {
     // (and stays as it is while there is no new table: it names the parts in use).
     if (!configmaps.empty()) apply_owned(key, res::kRoles, render_role(router, cm_names));
     apply_owned(key, res::kRoleBindings, render_role_binding(router));
-    bool wrote_configmap = false;
-    for (const auto& cm : configmaps) {  // parts, then the index
-      bool applied = true;
-      apply_owned(key, res::kConfigMaps, cm, &applied);
-      wrote_configmap = wrote_configmap || applied;
-    }
+    for (const auto& cm : configmaps) apply_owned(key, res::kConfigMaps, cm);  // parts, then the index
     if (!configmaps.empty()) {
       bool clean = false;
       {
         std::lock_guard lock(mu_);
         OwnedState& o = owned_[key];
-        clean = !wrote_configmap && o.parts_clean && o.table_configmaps == cm_names &&
-                options_.owned.count("ConfigMap") > 0;
+        // Writing the ConfigMaps the last look found alone leaves nothing beside them; a
+        // ConfigMap of the router's made since then has reset parts_clean (owned_changed).
+        clean = o.parts_clean && o.table_configmaps == cm_names && options_.owned.count("ConfigMap") > 0;
         o.table_configmaps = cm_names;
       }
       if (!clean) {

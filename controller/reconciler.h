@@ -139,8 +139,7 @@ class Reconciler {
   // Server-side apply of an owned object of router `router_key`, unless ReconcilerOptions::owned
   // shows it as the last apply left it and the desired object is the same; returns the object
   // as stored.
-  Json apply_owned(const std::string& router_key, const kube::Resource& r, const Json& desired,
-                   bool* applied = nullptr);
+  Json apply_owned(const std::string& router_key, const kube::Resource& r, const Json& desired);
   // The cache's copy of an owned object when it is the version this controller's last apply
   // left, else nothing.
   std::optional<Json> owned_as_applied(const std::string& router_key, const std::string& kind,

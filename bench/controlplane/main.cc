@@ -4,6 +4,9 @@
 // switchboard-controller (out of cluster, with the admin kubeconfig), and the router pods
 // of the Deployment the controller writes, as processes (tests/e2e/pod_runner.h). Then:
 //
+//  api    before the controller starts: N EventRoutes of the same shape created by the
+//         same parallel clients in a namespace nobody watches, then deleted: how fast the
+//         API server alone takes the creates, the floor under bulk's create time.
 //  bulk   N EventRoutes created at once (parallel API clients): the time until every route
 //         is Ready and every router pod runs the table the EventRouter's status names.
 //  edits  one route edited (`kubectl apply --server-side`, or a merge patch), E times,
@@ -217,6 +220,10 @@ class Bench {
 
  private:
   void start();
+  Object api_alone();
+  // Creates routes 0..n-1 (version "v0") in `ns` with o_.parallel clients; throws when one
+  // fails for good.
+  void create_routes(const std::string& ns, int n);
   Object bulk();
   Object edits();
   Object burst();
@@ -253,6 +260,7 @@ class Bench {
   std::unique_ptr<e2e::PodRunner> runner_;
   std::set<std::string> pods_;
   int64_t controller_peak_ = 0;
+  Object api_alone_;
 };
 
 Bench::~Bench() {
@@ -456,6 +464,7 @@ void Bench::start() {
   nsobj["kind"] = Object::string("Namespace");
   nsobj["metadata"]["name"] = Object::string(ns_);
   client_->create(res::kNamespaces, "", nsobj);
+  api_alone_ = api_alone();
 
   controller_port_ = testing::free_port();
   controller_ = testing::Process({o_.bin + "/switchboard-controller", "--kubeconfig", o_.kubeconfig, "--metrics-addr",
@@ -513,22 +522,18 @@ void Bench::start() {
   say("fleet of " + std::to_string(pods_.size()) + " router pods ready in namespace " + ns_);
 }
 
-Object Bench::bulk() {
-  say("bulk: creating " + std::to_string(o_.routes) + " EventRoutes with " + std::to_string(o_.parallel) +
-      " parallel clients");
-  Snapshot before = snapshot();
+void Bench::create_routes(const std::string& ns, int n) {
   std::atomic<int> next{0}, failures{0};
   std::mutex error_mu;
   std::string first_error;
-  const auto t0 = Clock::now();
   std::vector<std::thread> threads;
   for (int t = 0; t < o_.parallel; ++t) {
     threads.emplace_back([&] {
       std::unique_ptr<kube::Client> c = kube::make_client(config_);
-      for (int i = next++; i < o_.routes; i = next++) {
+      for (int i = next++; i < n; i = next++) {
         for (int attempt = 0;; ++attempt) {
           try {
-            c->create(res::kEventRoutes, ns_, route_object(ns_, i, "v0"));
+            c->create(res::kEventRoutes, ns, route_object(ns, i, "v0"));
             break;
           } catch (const kube::ApiError& e) {
             if (e.transient() && attempt < 5) continue;
@@ -542,8 +547,43 @@ Object Bench::bulk() {
     });
   }
   for (auto& t : threads) t.join();
-  const auto created = Clock::now();
   if (failures > 0) throw std::runtime_error(std::to_string(failures.load()) + " creates failed: " + first_error);
+}
+
+Object Bench::api_alone() {
+  const std::string ns = ns_ + "-api";
+  Object nsobj = Object::object();
+  nsobj["apiVersion"] = Object::string("v1");
+  nsobj["kind"] = Object::string("Namespace");
+  nsobj["metadata"]["name"] = Object::string(ns);
+  client_->create(res::kNamespaces, "", nsobj);
+  say("api: creating " + std::to_string(o_.routes) + " EventRoutes with no controller running");
+  const auto t0 = Clock::now();
+  create_routes(ns, o_.routes);
+  const double took = seconds_between(t0, Clock::now());
+  say("api: created in " + std::to_string(took) + " s; deleting them");
+  // One DELETE of the collection, so that the controller, started next, finds none left.
+  e2e::CommandResult d = e2e::run_command({kubectl_path(), "--kubeconfig", o_.kubeconfig, "delete", "--raw",
+                                           res::kEventRoutes.path(ns)});
+  if (d.status != 0) throw std::runtime_error("api: cannot delete the EventRoutes of " + ns + ": " + d.text());
+  if (!client_->list(res::kEventRoutes, ns).items.empty()) {
+    throw std::runtime_error("api: EventRoutes left in " + ns + " after the delete");
+  }
+  client_->remove(res::kNamespaces, "", ns);
+  Object out = Object::object();
+  out["routes"] = num(o_.routes);
+  out["create_seconds"] = seconds(took);
+  out["creates_per_second"] = num(std::round(o_.routes / took));
+  return out;
+}
+
+Object Bench::bulk() {
+  say("bulk: creating " + std::to_string(o_.routes) + " EventRoutes with " + std::to_string(o_.parallel) +
+      " parallel clients");
+  Snapshot before = snapshot();
+  const auto t0 = Clock::now();
+  create_routes(ns_, o_.routes);
+  const auto created = Clock::now();
   say("bulk: created in " + std::to_string(seconds_between(t0, created)) + " s; waiting for Ready");
 
   std::optional<RouteReadiness::AllReady> all = routes_->wait_all(t0, deadline());
@@ -831,6 +871,7 @@ Object Bench::run() {
 
   // A phase asked for zero times is left out (for runs by hand; the result then lacks its
   // metrics and --verify says so).
+  result["api_alone"] = api_alone_;
   result["bulk"] = bulk();
   if (o_.edits > 0) result["edits"] = edits();
   if (o_.burst > 0) result["burst"] = burst();

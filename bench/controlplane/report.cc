@@ -15,6 +15,8 @@ const std::vector<std::string>& required_metrics() {
       "setup.replicas",
       "setup.edits",
       "setup.burst_changes",
+      "api_alone.create_seconds",
+      "api_alone.creates_per_second",
       "bulk.create_seconds",
       "bulk.all_routes_ready_seconds",
       "bulk.table_written_seconds",
@@ -210,6 +212,9 @@ std::string summary_markdown(const kube::Object& r) {
       << text(r, "setup.heartbeat_interval") << "), kube-apiserver " << text(r, "setup.kube_apiserver") << ", "
       << count(number(r, "setup.parallel_clients")) << " parallel API clients for creates and patches.\n\n";
   out << "| Measurement | Result | Goal |\n|---|---|---|\n";
+  out << "| " << routes << " EventRoutes created by the API server alone, no controller running ("
+      << count(number(r, "api_alone.creates_per_second")) << " creates/s) | "
+      << fmt(number(r, "api_alone.create_seconds"), 2) << " s | |\n";
   out << "| " << routes << " EventRoutes created (API calls returned) | " << fmt(number(r, "bulk.create_seconds"), 2)
       << " s | |\n";
   out << "| ... until every route is Ready | " << fmt(number(r, "bulk.all_routes_ready_seconds"), 2) << " s | |\n";

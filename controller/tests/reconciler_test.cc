@@ -628,6 +628,7 @@ TEST_F(CachedReconcilerTest, UnchangedOwnedObjectsAreNotAppliedAgain) {
   client_.clear_calls();
   expect_success(reconcile_router("shop/orders"));
   EXPECT_EQ(applies(), (std::vector<std::string>{"configmaps shop/orders-routes"}));
+  EXPECT_EQ(count("list", "configmaps"), 0) << "the same one ConfigMap as before: no part can be left over";
   EXPECT_EQ(table_generation(), 2u);
   // A new image: the Deployment and nothing else.
   client_.put(res::kEventRouters, router_object("orders", "shop", R"(,"image":"registry/router:2")"));
