@@ -33,6 +33,8 @@ Reconciles EventRouters, EventRoutes and EventTransforms (switchboard.dev/v1alph
   --resync DURATION                  reconcile everything again this often (5m)        SWITCHBOARD_RESYNC
   --pod-name NAME                    this replica's identity (default: host name)      POD_NAME
   --status-stale-after DURATION      a router pod silent this long is stale (30s)      SWITCHBOARD_STATUS_STALE_AFTER
+  --applying-grace DURATION          a route's new generation is shown as Applying    SWITCHBOARD_APPLYING_GRACE
+                                     only when its pods take longer (2s; 0: at once)
   --log-level LEVEL                  debug, info, warn, error (info)                   SWITCHBOARD_LOG_LEVEL
   --help                             this text
 )";
@@ -46,11 +48,13 @@ struct Flag {
   bool boolean = false;
 };
 
-bool duration(const std::string& flag, const std::string& text, int64_t& ms, std::string& error) {
+bool duration(const std::string& flag, const std::string& text, int64_t& ms, std::string& error,
+              bool zero_allowed = false) {
   if (text.empty()) return true;
   int64_t v = 0;
-  if (!route::parse_duration_ms(text, v) || v <= 0) {
-    error = flag + ": expected a duration such as 15s or 500ms, got '" + text + "'";
+  if (!route::parse_duration_ms(text, v) || v < 0 || (v == 0 && !zero_allowed)) {
+    error = flag + ": expected a duration such as 15s or 500ms" + (zero_allowed ? " (or 0)" : "") + ", got '" +
+            text + "'";
     return false;
   }
   ms = v;
@@ -77,6 +81,7 @@ bool parse_controller_options(const std::vector<std::string>& args,
       {"--resync", {"SWITCHBOARD_RESYNC"}},
       {"--pod-name", {"POD_NAME"}},
       {"--status-stale-after", {"SWITCHBOARD_STATUS_STALE_AFTER"}},
+      {"--applying-grace", {"SWITCHBOARD_APPLYING_GRACE"}},
       {"--log-level", {"SWITCHBOARD_LOG_LEVEL"}},
   };
   std::map<std::string, std::string> value;
@@ -145,7 +150,8 @@ bool parse_controller_options(const std::vector<std::string>& args,
       !duration("--renew-deadline", value["--renew-deadline"], o.renew_deadline_ms, error) ||
       !duration("--retry-period", value["--retry-period"], o.retry_period_ms, error) ||
       !duration("--resync", value["--resync"], o.resync_ms, error) ||
-      !duration("--status-stale-after", value["--status-stale-after"], o.status_stale_after_ms, error)) {
+      !duration("--status-stale-after", value["--status-stale-after"], o.status_stale_after_ms, error) ||
+      !duration("--applying-grace", value["--applying-grace"], o.applying_grace_ms, error, true)) {
     return false;
   }
   if (!(o.lease_duration_ms > o.renew_deadline_ms && o.renew_deadline_ms > o.retry_period_ms)) {

@@ -28,6 +28,7 @@ struct ControllerOptions {
   int64_t resync_ms = 5 * 60 * 1000;
   std::string pod_name;  // default: the host name
   int64_t status_stale_after_ms = 30000;
+  int64_t applying_grace_ms = 2000;
   std::string log_level = "info";
   bool help = false;
 };

@@ -529,7 +529,11 @@ void Reconciler::set_route_finalizer(const Json& route, bool present) {
 
 Outcome Reconciler::reconcile_route(const std::string& key) {
   std::optional<Json> found = routes_.get(key);
-  if (!found) return Outcome::success();
+  if (!found) {
+    std::lock_guard lock(mu_);
+    applying_since_.erase(key);
+    return Outcome::success();
+  }
   const Json& route = *found;
   const std::string ns = ns_of(route);
   const std::string name = name_of(route);
@@ -595,10 +599,32 @@ Outcome Reconciler::reconcile_route(const std::string& key) {
     in.fleets.push_back(std::move(f));
   }
   const std::string stamp = rfc3339(options_.wall_clock());
+  if (auto wait = applying_grace_left(key, route, in, now); wait.count() > 0) return Outcome::requeue(wait);
   write_status(res::kEventRoutes, route, [&](const Json& old) { return route_status(old, in, stamp); });
   // An invalid spec is final until the spec, a transform or a router changes: each of
   // those enqueues the route again, so there is nothing to retry here.
   return Outcome::success();
+}
+
+std::chrono::milliseconds Reconciler::applying_grace_left(const std::string& key, const Json& route,
+                                                         const RouteStatusInput& in,
+                                                         std::chrono::steady_clock::time_point now) {
+  using std::chrono::milliseconds;
+  std::lock_guard lock(mu_);
+  const bool shown = int_at(route, {"status", "observedGeneration"}) == in.generation;
+  const Json next = route_status(status_of(route), in, "");
+  const Json* conditions = find(next, {"conditions"});
+  const Json* ready = conditions != nullptr ? find_condition(*conditions, "Ready") : nullptr;
+  const bool applying = ready != nullptr && string_at(*ready, {"reason"}) == reasons::kApplying;
+  if (options_.applying_grace.count() == 0 || shown || !applying) {
+    applying_since_.erase(key);
+    return milliseconds(0);
+  }
+  auto [it, fresh] = applying_since_.try_emplace(key, in.generation, now);
+  if (!fresh && it->second.first != in.generation) it->second = {in.generation, now};
+  const auto elapsed = std::chrono::duration_cast<milliseconds>(now - it->second.second);
+  if (elapsed >= options_.applying_grace) return milliseconds(0);
+  return std::max(milliseconds(1), options_.applying_grace - elapsed);
 }
 
 Outcome Reconciler::finalize_route(const Json& route, const std::vector<Json>& runners) {

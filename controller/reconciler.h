@@ -32,6 +32,7 @@
 #include "controller/metrics.h"
 #include "controller/render.h"
 #include "controller/spec_cache.h"
+#include "controller/status.h"
 #include "kube/client.h"
 
 namespace switchboard::router {
@@ -73,6 +74,11 @@ struct ReconcilerOptions {
   // to speak, an empty fleet would only mean "not heard yet", and a status written from it
   // would flap (Ready, then not, then Ready again) on every controller restart.
   std::chrono::milliseconds max_warmup{30000};
+  // A route's new generation (or a new route) on its way to the pods is shown as Applying
+  // only once this has passed: most reach every pod sooner, and go from the status of the
+  // generation before (observedGeneration says which) straight to Ready, with one status
+  // write instead of two or three. Zero writes Applying at once.
+  std::chrono::milliseconds applying_grace{0};
   std::function<std::chrono::system_clock::time_point()> wall_clock = [] { return std::chrono::system_clock::now(); };
   std::function<std::chrono::steady_clock::time_point()> steady_clock = [] { return std::chrono::steady_clock::now(); };
   // The informer caches of the owned kinds, by kind ("Deployment"). With one, an owned
@@ -134,6 +140,10 @@ class Reconciler {
   bool service_monitors_installed();
   // How long the router's status must still wait for heartbeats (zero: not at all).
   std::chrono::milliseconds warmup_left(const std::string& router_key, const Json& router);
+  // How long a route that is only Applying waits before its status says so
+  // (ReconcilerOptions::applying_grace); zero: write the status now.
+  std::chrono::milliseconds applying_grace_left(const std::string& key, const Json& route, const RouteStatusInput& in,
+                                                std::chrono::steady_clock::time_point now);
   void write_status(const kube::Resource& resource, const Json& stored,
                     const std::function<Json(const Json& old_status)>& compute);
   // Server-side apply of an owned object of router `router_key`, unless ReconcilerOptions::owned
@@ -174,6 +184,8 @@ class Reconciler {
   };
   std::map<std::string, OwnedState> owned_;  // router key →
   std::map<std::string, std::chrono::steady_clock::time_point> listening_since_;
+  // Routes whose generation (first) is applying and not shown yet: since when (second).
+  std::map<std::string, std::pair<int64_t, std::chrono::steady_clock::time_point>> applying_since_;
   std::map<std::string, std::string> seen_;  // kind/key → what spec_changed compares
   std::optional<bool> service_monitors_;
   std::chrono::steady_clock::time_point service_monitors_checked_{};

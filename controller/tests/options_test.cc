@@ -33,6 +33,7 @@ TEST(Options, Defaults) {
   EXPECT_EQ(p.options.retry_period_ms, 2000);
   EXPECT_EQ(p.options.resync_ms, 300000);
   EXPECT_EQ(p.options.status_stale_after_ms, 30000);
+  EXPECT_EQ(p.options.applying_grace_ms, 2000);
   EXPECT_EQ(p.options.router_image, std::string("ghcr.io/switchboard-dev/switchboard:") + controller_version());
   EXPECT_EQ(p.options.log_level, "info");
   EXPECT_FALSE(p.options.pod_name.empty());
@@ -43,7 +44,7 @@ TEST(Options, FlagsAndEnvironment) {
                     "--leader-elect=false", "--leader-election-namespace", "ops", "--leader-election-id", "sb",
                     "--lease-duration", "30s", "--renew-deadline", "20s", "--retry-period", "1s", "--router-image",
                     "r:1", "--resync", "1m", "--pod-name", "ctrl-0", "--status-stale-after", "10s", "--log-level",
-                    "debug"});
+                    "debug", "--applying-grace", "500ms"});
   ASSERT_TRUE(p.ok) << p.error;
   const auto& o = p.options;
   EXPECT_EQ(o.kubeconfig, "/k");
@@ -61,6 +62,9 @@ TEST(Options, FlagsAndEnvironment) {
   EXPECT_EQ(o.resync_ms, 60000);
   EXPECT_EQ(o.pod_name, "ctrl-0");
   EXPECT_EQ(o.status_stale_after_ms, 10000);
+  EXPECT_EQ(o.applying_grace_ms, 500);
+  EXPECT_EQ(parse({"--applying-grace", "0"}).options.applying_grace_ms, 0) << "0: Applying at once";
+  EXPECT_EQ(parse({}, {{"SWITCHBOARD_APPLYING_GRACE", "3s"}}).options.applying_grace_ms, 3000);
   EXPECT_EQ(o.log_level, "debug");
 
   p = parse({"--leader-elect", "false"}, {{"SWITCHBOARD_NAMESPACE", "env-ns"}, {"POD_NAME", "pod-x"},
@@ -84,6 +88,8 @@ TEST(Options, Refusals) {
   EXPECT_FALSE(parse({"--leader-elect=maybe"}).ok);
   EXPECT_FALSE(parse({"--metrics-addr", "8080"}).ok);
   EXPECT_FALSE(parse({"--resync", "soon"}).ok);
+  EXPECT_FALSE(parse({"--resync", "0"}).ok) << "only --applying-grace may be zero";
+  EXPECT_FALSE(parse({"--applying-grace", "-1s"}).ok);
   EXPECT_FALSE(parse({"--log-level", "loud"}).ok);
   EXPECT_FALSE(parse({"--renew-deadline", "20s"}).ok) << "must be shorter than the lease";
   EXPECT_TRUE(parse({"--help"}).options.help);
@@ -93,7 +99,7 @@ TEST(Options, HelpListsEveryFlag) {
   for (const char* flag : {"--kubeconfig", "--context", "--namespace", "--metrics-addr", "--leader-elect",
                            "--leader-election-namespace", "--leader-election-id", "--lease-duration", "--renew-deadline",
                            "--retry-period", "--router-image", "--resync", "--pod-name", "--status-stale-after",
-                           "--log-level"}) {
+                           "--applying-grace", "--log-level"}) {
     EXPECT_NE(std::string(kControllerUsage).find(flag), std::string::npos) << flag;
     EXPECT_TRUE(parse({flag + std::string("=x")}).error.find("unknown option") == std::string::npos) << flag;
   }

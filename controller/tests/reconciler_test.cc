@@ -74,7 +74,7 @@ class ReconcilerTest : public ::testing::Test {
                           std::to_string(generation) + R"(,"hash":")" + hash + R"(","state":")" + state + "\"" +
                           (error.empty() ? "" : R"(,"error":")" + error + "\"") +
                           R"(,"uptimeSeconds":1,"counters":{},"time":"2026-01-01T00:00:00.000Z"})";
-    rec_.heartbeat("shop/orders", payload);
+    heartbeats_to_->heartbeat("shop/orders", payload);
   }
   uint64_t table_generation() { return static_cast<uint64_t>(int_at(get(res::kEventRouters, "orders"), {"status", "tableGeneration"})); }
   std::string table_hash() { return string_at(get(res::kEventRouters, "orders"), {"status", "tableHash"}); }
@@ -113,6 +113,7 @@ class ReconcilerTest : public ::testing::Test {
   std::chrono::system_clock::time_point wall_{std::chrono::seconds(1798761600)};
   std::chrono::steady_clock::time_point now_{};
   Reconciler rec_;
+  Reconciler* heartbeats_to_ = &rec_;  // which reconciler heartbeat() feeds
 };
 
 TEST_F(ReconcilerTest, RouterGetsItsOwnedObjectsTableAndHeartbeatSubscription) {
@@ -253,6 +254,67 @@ TEST_F(ReconcilerTest, AnInvalidRouteIsRefusedOnceAndNotRetried) {
   expect_success(rec_.reconcile_route("shop/bad"));
   EXPECT_EQ(ready_reason(res::kEventRoutes, "bad"), "False/Applying");
   EXPECT_EQ(int_at(get(res::kEventRoutes, "bad"), {"status", "observedGeneration"}), 2);
+}
+
+TEST_F(ReconcilerTest, ARouteShowsApplyingOnlyWhenItsPodsTakeLongerThanTheGrace) {
+  ReconcilerOptions o = options(false);
+  o.applying_grace = 2s;
+  Reconciler rec(client_, routers_, routes_, transforms_, nats_, fleet_, enqueue(), log_, o);
+  heartbeats_to_ = &rec;
+  auto reconcile_router = [&] {
+    Outcome r = rec.reconcile(Kind::Router, "shop/orders");
+    if (r.result == ReconcileResult::Requeue) {  // the first listen's warm-up
+      now_ += r.after;
+      r = rec.reconcile(Kind::Router, "shop/orders");
+    }
+    expect_success(r);
+  };
+  auto route_writes = [&] {
+    int n = 0;
+    for (const auto& c : client_.calls()) n += c.verb == "replace_status" && c.resource == "eventroutes";
+    return n;
+  };
+  client_.put(res::kEventRouters, router_object());
+  client_.put(res::kEventRoutes, route_object("large-orders", simple_spec()));
+  reconcile_router();
+
+  // A new route on its way to the pods: no status yet, and another look when the grace ends.
+  client_.clear_calls();
+  Outcome r = rec.reconcile_route("shop/large-orders");
+  EXPECT_EQ(r.result, ReconcileResult::Requeue);
+  EXPECT_EQ(r.after, 2000ms);
+  EXPECT_EQ(route_writes(), 0);
+  EXPECT_EQ(find(get(res::kEventRoutes, "large-orders"), {"status", "conditions"}), nullptr);
+
+  // Its pods run it within the grace: straight to Ready, in one status write.
+  now_ += 500ms;
+  r = rec.reconcile_route("shop/large-orders");
+  EXPECT_EQ(r.result, ReconcileResult::Requeue);
+  EXPECT_EQ(r.after, 1500ms) << "the grace counts from the first look";
+  heartbeat("orders-a", 1, table_hash());
+  heartbeat("orders-b", 1, table_hash());
+  reconcile_router();
+  expect_success(rec.reconcile_route("shop/large-orders"));
+  EXPECT_EQ(ready_reason(res::kEventRoutes, "large-orders"), "True/Applied");
+  EXPECT_EQ(route_writes(), 1);
+
+  // An edit whose pods are slower: the status keeps generation 1's Ready (observedGeneration
+  // says so) until the grace has passed, then says Applying.
+  client_.put(res::kEventRoutes, route_object("large-orders", simple_spec("orders", "orders.*.paid")));
+  reconcile_router();
+  r = rec.reconcile_route("shop/large-orders");
+  EXPECT_EQ(r.result, ReconcileResult::Requeue);
+  EXPECT_EQ(int_at(get(res::kEventRoutes, "large-orders"), {"status", "observedGeneration"}), 1);
+  now_ += r.after;
+  expect_success(rec.reconcile_route("shop/large-orders"));
+  EXPECT_EQ(ready_reason(res::kEventRoutes, "large-orders"), "False/Applying");
+  EXPECT_EQ(int_at(get(res::kEventRoutes, "large-orders"), {"status", "observedGeneration"}), 2);
+
+  // What is final is written at once: an invalid spec.
+  client_.put(res::kEventRoutes, route_object("large-orders", R"({"router":"orders","source":{"subject":"a"},"filter":"event.amount >=","destinations":[{"subject":"o"}]})"));
+  expect_success(rec.reconcile_route("shop/large-orders"));
+  EXPECT_EQ(ready_reason(res::kEventRoutes, "large-orders"), "False/InvalidFilter");
+  heartbeats_to_ = &rec_;
 }
 
 TEST_F(ReconcilerTest, HeartbeatsMakeRoutesReady) {
