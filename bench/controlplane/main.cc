@@ -5,8 +5,9 @@
 // of the Deployment the controller writes, as processes (tests/e2e/pod_runner.h). Then:
 //
 //  api    before the controller starts: N EventRoutes of the same shape created by the
-//         same parallel clients in a namespace nobody watches, then deleted: how fast the
-//         API server alone takes the creates, the floor under bulk's create time.
+//         same parallel clients in a namespace nobody watches, a Ready status written to
+//         each, then all deleted: how fast the API server alone takes the creates and the
+//         status writes, the floor under bulk's time.
 //  bulk   N EventRoutes created at once (parallel API clients): the time until every route
 //         is Ready and every router pod runs the table the EventRouter's status names.
 //  edits  one route edited (`kubectl apply --server-side`, or a merge patch), E times,
@@ -221,9 +222,11 @@ class Bench {
  private:
   void start();
   Object api_alone();
-  // Creates routes 0..n-1 (version "v0") in `ns` with o_.parallel clients; throws when one
-  // fails for good.
-  void create_routes(const std::string& ns, int n);
+  // call(client, i) for i in 0..n-1 from o_.parallel clients, each retried on a transient
+  // error; throws (saying `what`) when one fails for good.
+  void in_parallel(int n, const std::string& what, const std::function<void(kube::Client&, int)>& call);
+  // Creates routes 0..n-1 (version "v0") in `ns`; `created` gets what the API returned.
+  void create_routes(const std::string& ns, int n, std::vector<Object>* created = nullptr);
   Object bulk();
   Object edits();
   Object burst();
@@ -522,7 +525,7 @@ void Bench::start() {
   say("fleet of " + std::to_string(pods_.size()) + " router pods ready in namespace " + ns_);
 }
 
-void Bench::create_routes(const std::string& ns, int n) {
+void Bench::in_parallel(int n, const std::string& what, const std::function<void(kube::Client&, int)>& call) {
   std::atomic<int> next{0}, failures{0};
   std::mutex error_mu;
   std::string first_error;
@@ -533,7 +536,7 @@ void Bench::create_routes(const std::string& ns, int n) {
       for (int i = next++; i < n; i = next++) {
         for (int attempt = 0;; ++attempt) {
           try {
-            c->create(res::kEventRoutes, ns, route_object(ns, i, "v0"));
+            call(*c, i);
             break;
           } catch (const kube::ApiError& e) {
             if (e.transient() && attempt < 5) continue;
@@ -547,7 +550,15 @@ void Bench::create_routes(const std::string& ns, int n) {
     });
   }
   for (auto& t : threads) t.join();
-  if (failures > 0) throw std::runtime_error(std::to_string(failures.load()) + " creates failed: " + first_error);
+  if (failures > 0) throw std::runtime_error(std::to_string(failures.load()) + " " + what + " failed: " + first_error);
+}
+
+void Bench::create_routes(const std::string& ns, int n, std::vector<Object>* created) {
+  if (created != nullptr) created->assign(static_cast<size_t>(n), Object::null());
+  in_parallel(n, "creates", [&](kube::Client& c, int i) {
+    Object o = c.create(res::kEventRoutes, ns, route_object(ns, i, "v0"));
+    if (created != nullptr) (*created)[static_cast<size_t>(i)] = std::move(o);
+  });
 }
 
 Object Bench::api_alone() {
@@ -558,10 +569,20 @@ Object Bench::api_alone() {
   nsobj["metadata"]["name"] = Object::string(ns);
   client_->create(res::kNamespaces, "", nsobj);
   say("api: creating " + std::to_string(o_.routes) + " EventRoutes with no controller running");
+  std::vector<Object> created;
   const auto t0 = Clock::now();
-  create_routes(ns, o_.routes);
+  create_routes(ns, o_.routes, &created);
   const double took = seconds_between(t0, Clock::now());
-  say("api: created in " + std::to_string(took) + " s; deleting them");
+  // Then one status write per route, as the controller's PUT of a Ready status.
+  const auto t1 = Clock::now();
+  in_parallel(o_.routes, "status writes", [&](kube::Client& c, int i) {
+    Object o = created[static_cast<size_t>(i)];
+    o["status"] = ready_status(kRouterName, o_.replicas);
+    c.replace_status(res::kEventRoutes, o);
+  });
+  const double status_took = seconds_between(t1, Clock::now());
+  say("api: created in " + std::to_string(took) + " s, a status written to each in " + std::to_string(status_took) +
+      " s; deleting them");
   // One DELETE of the collection, so that the controller, started next, finds none left.
   e2e::CommandResult d = e2e::run_command({kubectl_path(), "--kubeconfig", o_.kubeconfig, "delete", "--raw",
                                            res::kEventRoutes.path(ns)});
@@ -574,6 +595,8 @@ Object Bench::api_alone() {
   out["routes"] = num(o_.routes);
   out["create_seconds"] = seconds(took);
   out["creates_per_second"] = num(std::round(o_.routes / took));
+  out["status_write_seconds"] = seconds(status_took);
+  out["status_writes_per_second"] = num(std::round(o_.routes / status_took));
   return out;
 }
 

@@ -17,6 +17,7 @@ const std::vector<std::string>& required_metrics() {
       "setup.burst_changes",
       "api_alone.create_seconds",
       "api_alone.creates_per_second",
+      "api_alone.status_write_seconds",
       "bulk.create_seconds",
       "bulk.all_routes_ready_seconds",
       "bulk.table_written_seconds",
@@ -215,6 +216,9 @@ std::string summary_markdown(const kube::Object& r) {
   out << "| " << routes << " EventRoutes created by the API server alone, no controller running ("
       << count(number(r, "api_alone.creates_per_second")) << " creates/s) | "
       << fmt(number(r, "api_alone.create_seconds"), 2) << " s | |\n";
+  out << "| ... then a Ready status written to each by the API server alone ("
+      << count(number(r, "api_alone.status_writes_per_second")) << " writes/s) | "
+      << fmt(number(r, "api_alone.status_write_seconds"), 2) << " s | |\n";
   out << "| " << routes << " EventRoutes created (API calls returned) | " << fmt(number(r, "bulk.create_seconds"), 2)
       << " s | |\n";
   out << "| ... until every route is Ready | " << fmt(number(r, "bulk.all_routes_ready_seconds"), 2) << " s | |\n";

@@ -69,6 +69,25 @@ Object route_object(const std::string& ns, int index, const std::string& version
   return o;
 }
 
+Object ready_status(const std::string& router, int replicas) {
+  const std::string pods = std::to_string(replicas) + "/" + std::to_string(replicas);
+  Object ready = Object::object();
+  ready["type"] = str("Ready");
+  ready["status"] = str("True");
+  ready["reason"] = str("Applied");
+  ready["message"] = str("every pod of router " + router + " runs it (" + pods + ")");
+  ready["lastTransitionTime"] = str("2026-01-01T00:00:00Z");
+  ready["observedGeneration"] = Object::number(1);
+  Object conditions = Object::array(1);
+  conditions[0] = ready;
+  Object s = Object::object();
+  s["observedGeneration"] = Object::number(1);
+  s["applied"] = str(pods);
+  s["rejectedBy"] = Object::array(0);
+  s["conditions"] = conditions;
+  return s;
+}
+
 Object version_patch(int index, const std::string& version) {
   Object p = Object::object();
   p["spec"]["destinations"] = destinations(index, version);

@@ -24,6 +24,9 @@ kube::Object router_object(const std::string& ns, int replicas, const std::strin
 // different version is a different spec, so a new generation and a new route table.
 kube::Object route_object(const std::string& ns, int index, const std::string& version);
 
+// The status the controller writes on a route that every pod of `router` runs (generation 1).
+kube::Object ready_status(const std::string& router, int replicas);
+
 // A JSON merge patch that moves route `index` to `version` (the destinations list, whole:
 // a merge patch replaces a list).
 kube::Object version_patch(int index, const std::string& version);
