@@ -148,6 +148,7 @@ int run_controller(const ControllerOptions& o) {
   ro.metrics = &metrics;
   ro.max_warmup = std::chrono::milliseconds(o.status_stale_after_ms);
   ro.applying_grace = std::chrono::milliseconds(o.applying_grace_ms);
+  ro.min_table_interval = std::chrono::milliseconds(o.min_table_interval_ms);
   ro.owned = owned_by_kind;
   Reconciler rec(*client, routers, routes, transforms, nats, fleet,
                  [&](Kind k, const std::string& key) { queue_of(k).add(key); }, log, ro);

@@ -35,6 +35,8 @@ Reconciles EventRouters, EventRoutes and EventTransforms (switchboard.dev/v1alph
   --status-stale-after DURATION      a router pod silent this long is stale (30s)      SWITCHBOARD_STATUS_STALE_AFTER
   --applying-grace DURATION          a route's new generation is shown as Applying    SWITCHBOARD_APPLYING_GRACE
                                      only when its pods take longer (2s; 0: at once)
+  --min-table-interval DURATION      least time between two new tables of a router    SWITCHBOARD_MIN_TABLE_INTERVAL
+                                     while changes keep coming (500ms; 0: none)
   --log-level LEVEL                  debug, info, warn, error (info)                   SWITCHBOARD_LOG_LEVEL
   --help                             this text
 )";
@@ -82,6 +84,7 @@ bool parse_controller_options(const std::vector<std::string>& args,
       {"--pod-name", {"POD_NAME"}},
       {"--status-stale-after", {"SWITCHBOARD_STATUS_STALE_AFTER"}},
       {"--applying-grace", {"SWITCHBOARD_APPLYING_GRACE"}},
+      {"--min-table-interval", {"SWITCHBOARD_MIN_TABLE_INTERVAL"}},
       {"--log-level", {"SWITCHBOARD_LOG_LEVEL"}},
   };
   std::map<std::string, std::string> value;
@@ -151,7 +154,8 @@ bool parse_controller_options(const std::vector<std::string>& args,
       !duration("--retry-period", value["--retry-period"], o.retry_period_ms, error) ||
       !duration("--resync", value["--resync"], o.resync_ms, error) ||
       !duration("--status-stale-after", value["--status-stale-after"], o.status_stale_after_ms, error) ||
-      !duration("--applying-grace", value["--applying-grace"], o.applying_grace_ms, error, true)) {
+      !duration("--applying-grace", value["--applying-grace"], o.applying_grace_ms, error, true) ||
+      !duration("--min-table-interval", value["--min-table-interval"], o.min_table_interval_ms, error, true)) {
     return false;
   }
   if (!(o.lease_duration_ms > o.renew_deadline_ms && o.renew_deadline_ms > o.retry_period_ms)) {

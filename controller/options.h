@@ -29,6 +29,7 @@ struct ControllerOptions {
   std::string pod_name;  // default: the host name
   int64_t status_stale_after_ms = 30000;
   int64_t applying_grace_ms = 2000;
+  int64_t min_table_interval_ms = 500;
   std::string log_level = "info";
   bool help = false;
 };

@@ -287,6 +287,17 @@ Outcome Reconciler::reconcile_router(const std::string& key) {
   std::shared_ptr<const TransformIndex> transforms = specs_.transforms(ns, transforms_.list_in(ns));
   std::shared_ptr<const RouterTable> table_ptr = specs_.table(router, routes_.list_in(ns), *transforms);
   const RouterTable& table = *table_ptr;
+  if (table.error.empty() && options_.min_table_interval.count() > 0) {
+    // Too soon after the last new table: this one waits (the queue folds every change
+    // that comes meanwhile into the same wait).
+    const auto now = options_.steady_clock();
+    std::lock_guard lock(mu_);
+    auto it = tables_.find(key);
+    if (it != tables_.end() && !it->second.hash.empty() && it->second.hash != table.hash) {
+      const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(now - it->second.hash_since);
+      if (since < options_.min_table_interval) return Outcome::requeue(options_.min_table_interval - since);
+    }
+  }
   uint64_t generation = static_cast<uint64_t>(int_at(router, {"status", "tableGeneration"}));
   std::string hash = string_at(router, {"status", "tableHash"});
   Json deployment = Json::null();
@@ -402,6 +413,7 @@ Outcome Reconciler::reconcile_router(const std::string& key) {
     TableInfo& info = tables_[key];
     for (const auto& [route, gen] : info.routes) to_enqueue.insert(route);
     if (table.error.empty() && !hash.empty()) {
+      if (info.hash != hash) info.hash_since = now;
       info.generation = generation;
       info.hash = hash;
       info.routes = table.routes;
@@ -611,15 +623,17 @@ std::chrono::milliseconds Reconciler::applying_grace_left(const std::string& key
                                                          std::chrono::steady_clock::time_point now) {
   using std::chrono::milliseconds;
   std::lock_guard lock(mu_);
-  const bool shown = int_at(route, {"status", "observedGeneration"}) == in.generation;
+  auto done = [&] {
+    applying_since_.erase(key);
+    return milliseconds(0);
+  };
+  if (options_.applying_grace.count() == 0 || int_at(route, {"status", "observedGeneration"}) == in.generation) {
+    return done();  // no grace, or this generation is shown already
+  }
   const Json next = route_status(status_of(route), in, "");
   const Json* conditions = find(next, {"conditions"});
   const Json* ready = conditions != nullptr ? find_condition(*conditions, "Ready") : nullptr;
-  const bool applying = ready != nullptr && string_at(*ready, {"reason"}) == reasons::kApplying;
-  if (options_.applying_grace.count() == 0 || shown || !applying) {
-    applying_since_.erase(key);
-    return milliseconds(0);
-  }
+  if (ready == nullptr || string_at(*ready, {"reason"}) != reasons::kApplying) return done();
   auto [it, fresh] = applying_since_.try_emplace(key, in.generation, now);
   if (!fresh && it->second.first != in.generation) it->second = {in.generation, now};
   const auto elapsed = std::chrono::duration_cast<milliseconds>(now - it->second.second);

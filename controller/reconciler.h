@@ -79,6 +79,11 @@ struct ReconcilerOptions {
   // generation before (observedGeneration says which) straight to Ready, with one status
   // write instead of two or three. Zero writes Applying at once.
   std::chrono::milliseconds applying_grace{0};
+  // A router's next table is written at least this long after its last one: while route
+  // changes keep coming (1,000 routes created at once), the table grows in a few large
+  // steps instead of one write of it, and one reload in every pod, per reconcile. The
+  // first new table after a quieter spell is written at once. Zero: every time.
+  std::chrono::milliseconds min_table_interval{0};
   std::function<std::chrono::system_clock::time_point()> wall_clock = [] { return std::chrono::system_clock::now(); };
   std::function<std::chrono::steady_clock::time_point()> steady_clock = [] { return std::chrono::steady_clock::now(); };
   // The informer caches of the owned kinds, by kind ("Deployment"). With one, an owned
@@ -129,6 +134,7 @@ class Reconciler {
     // generation, whether or not that table is the newest.
     std::map<std::string, std::pair<uint64_t, std::shared_ptr<const std::map<std::string, std::string>>>> known;
     uint64_t written = 0;
+    std::chrono::steady_clock::time_point hash_since{};  // when `hash` became the table
   };
   std::optional<TableInfo> table_info(const std::string& router_key) const;
   const SpecCache& spec_cache() const { return specs_; }

@@ -34,6 +34,7 @@ TEST(Options, Defaults) {
   EXPECT_EQ(p.options.resync_ms, 300000);
   EXPECT_EQ(p.options.status_stale_after_ms, 30000);
   EXPECT_EQ(p.options.applying_grace_ms, 2000);
+  EXPECT_EQ(p.options.min_table_interval_ms, 500);
   EXPECT_EQ(p.options.router_image, std::string("ghcr.io/switchboard-dev/switchboard:") + controller_version());
   EXPECT_EQ(p.options.log_level, "info");
   EXPECT_FALSE(p.options.pod_name.empty());
@@ -44,7 +45,7 @@ TEST(Options, FlagsAndEnvironment) {
                     "--leader-elect=false", "--leader-election-namespace", "ops", "--leader-election-id", "sb",
                     "--lease-duration", "30s", "--renew-deadline", "20s", "--retry-period", "1s", "--router-image",
                     "r:1", "--resync", "1m", "--pod-name", "ctrl-0", "--status-stale-after", "10s", "--log-level",
-                    "debug", "--applying-grace", "500ms"});
+                    "debug", "--applying-grace", "500ms", "--min-table-interval", "1s"});
   ASSERT_TRUE(p.ok) << p.error;
   const auto& o = p.options;
   EXPECT_EQ(o.kubeconfig, "/k");
@@ -63,6 +64,8 @@ TEST(Options, FlagsAndEnvironment) {
   EXPECT_EQ(o.pod_name, "ctrl-0");
   EXPECT_EQ(o.status_stale_after_ms, 10000);
   EXPECT_EQ(o.applying_grace_ms, 500);
+  EXPECT_EQ(o.min_table_interval_ms, 1000);
+  EXPECT_EQ(parse({"--min-table-interval", "0"}).options.min_table_interval_ms, 0);
   EXPECT_EQ(parse({"--applying-grace", "0"}).options.applying_grace_ms, 0) << "0: Applying at once";
   EXPECT_EQ(parse({}, {{"SWITCHBOARD_APPLYING_GRACE", "3s"}}).options.applying_grace_ms, 3000);
   EXPECT_EQ(o.log_level, "debug");
@@ -99,7 +102,7 @@ TEST(Options, HelpListsEveryFlag) {
   for (const char* flag : {"--kubeconfig", "--context", "--namespace", "--metrics-addr", "--leader-elect",
                            "--leader-election-namespace", "--leader-election-id", "--lease-duration", "--renew-deadline",
                            "--retry-period", "--router-image", "--resync", "--pod-name", "--status-stale-after",
-                           "--applying-grace", "--log-level"}) {
+                           "--applying-grace", "--min-table-interval", "--log-level"}) {
     EXPECT_NE(std::string(kControllerUsage).find(flag), std::string::npos) << flag;
     EXPECT_TRUE(parse({flag + std::string("=x")}).error.find("unknown option") == std::string::npos) << flag;
   }

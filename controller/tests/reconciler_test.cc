@@ -317,6 +317,46 @@ TEST_F(ReconcilerTest, ARouteShowsApplyingOnlyWhenItsPodsTakeLongerThanTheGrace)
   heartbeats_to_ = &rec_;
 }
 
+TEST_F(ReconcilerTest, NewTablesOfARouterAreSpacedWhileChangesKeepComing) {
+  ReconcilerOptions o = options(false);
+  o.min_table_interval = 500ms;
+  Reconciler rec(client_, routers_, routes_, transforms_, nats_, fleet_, enqueue(), log_, o);
+  auto configmap_hash = [&] {
+    return string_at(get(res::kConfigMaps, "orders-routes"), {"metadata", "annotations", "switchboard.dev/hash"});
+  };
+  client_.put(res::kEventRouters, router_object());
+  client_.put(res::kEventRoutes, route_object("a", simple_spec("orders", "a.>")));
+  Outcome r = rec.reconcile(Kind::Router, "shop/orders");
+  const std::string first = configmap_hash();
+  ASSERT_FALSE(first.empty());
+  if (r.result == ReconcileResult::Requeue) now_ += r.after;  // the warm-up: a quiet spell
+  expect_success(rec.reconcile(Kind::Router, "shop/orders"));
+
+  // After a quiet spell, a change is written at once.
+  client_.put(res::kEventRoutes, route_object("b", simple_spec("orders", "b.>")));
+  expect_success(rec.reconcile(Kind::Router, "shop/orders"));
+  const std::string second = configmap_hash();
+  EXPECT_NE(second, first);
+  // The next one, 100 ms later, waits for the rest of the interval; what comes meanwhile
+  // goes into the same table.
+  now_ += 100ms;
+  client_.put(res::kEventRoutes, route_object("c", simple_spec("orders", "c.>")));
+  r = rec.reconcile(Kind::Router, "shop/orders");
+  EXPECT_EQ(r.result, ReconcileResult::Requeue);
+  EXPECT_EQ(r.after, 400ms);
+  EXPECT_EQ(configmap_hash(), second);
+  client_.put(res::kEventRoutes, route_object("d", simple_spec("orders", "d.>")));
+  now_ += r.after;
+  expect_success(rec.reconcile(Kind::Router, "shop/orders"));
+  EXPECT_NE(configmap_hash(), second);
+  std::optional<Reconciler::TableInfo> info = rec.table_info("shop/orders");
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->routes.size(), 4u) << "c and d in one table";
+  // Reconciles that change no table are never held back.
+  now_ += 10ms;
+  expect_success(rec.reconcile(Kind::Router, "shop/orders"));
+}
+
 TEST_F(ReconcilerTest, HeartbeatsMakeRoutesReady) {
   client_.put(res::kEventRouters, router_object());
   client_.put(res::kEventRoutes, route_object("large-orders", simple_spec()));
