@@ -283,6 +283,16 @@ Outcome Reconciler::reconcile_router(const std::string& key) {
   const RouterSpec spec = router_spec(router);
   std::string degraded_reason, degraded_message;
 
+  if (options_.min_table_interval.count() > 0) {
+    // A new table already waits: what came since goes into it, compiled once when it is due.
+    const auto now = options_.steady_clock();
+    std::lock_guard lock(mu_);
+    if (auto it = tables_.find(key); it != tables_.end() && now < it->second.held_until) {
+      return Outcome::requeue(
+          std::max(std::chrono::milliseconds(1),
+                   std::chrono::ceil<std::chrono::milliseconds>(it->second.held_until - now)));
+    }
+  }
   // The route table.
   std::shared_ptr<const TransformIndex> transforms = specs_.transforms(ns, transforms_.list_in(ns));
   std::shared_ptr<const RouterTable> table_ptr = specs_.table(router, routes_.list_in(ns), *transforms);
@@ -295,7 +305,10 @@ Outcome Reconciler::reconcile_router(const std::string& key) {
     auto it = tables_.find(key);
     if (it != tables_.end() && !it->second.hash.empty() && it->second.hash != table.hash) {
       const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(now - it->second.hash_since);
-      if (since < options_.min_table_interval) return Outcome::requeue(options_.min_table_interval - since);
+      if (since < options_.min_table_interval) {
+        it->second.held_until = it->second.hash_since + options_.min_table_interval;
+        return Outcome::requeue(options_.min_table_interval - since);
+      }
     }
   }
   uint64_t generation = static_cast<uint64_t>(int_at(router, {"status", "tableGeneration"}));

@@ -135,6 +135,10 @@ class Reconciler {
     std::map<std::string, std::pair<uint64_t, std::shared_ptr<const std::map<std::string, std::string>>>> known;
     uint64_t written = 0;
     std::chrono::steady_clock::time_point hash_since{};  // when `hash` became the table
+    // While a new table waits for --min-table-interval: until when. Reconciles before
+    // then requeue without compiling (a burst of route changes enqueues the router once
+    // per change).
+    std::chrono::steady_clock::time_point held_until{};
   };
   std::optional<TableInfo> table_info(const std::string& router_key) const;
   const SpecCache& spec_cache() const { return specs_; }

@@ -345,7 +345,14 @@ TEST_F(ReconcilerTest, NewTablesOfARouterAreSpacedWhileChangesKeepComing) {
   EXPECT_EQ(r.result, ReconcileResult::Requeue);
   EXPECT_EQ(r.after, 400ms);
   EXPECT_EQ(configmap_hash(), second);
+  // Reconciles while it waits (every route change enqueues the router) compile nothing.
+  const uint64_t compiles = rec.spec_cache().stats().table_compiles;
   client_.put(res::kEventRoutes, route_object("d", simple_spec("orders", "d.>")));
+  now_ += 150ms;
+  r = rec.reconcile(Kind::Router, "shop/orders");
+  EXPECT_EQ(r.result, ReconcileResult::Requeue);
+  EXPECT_EQ(r.after, 250ms);
+  EXPECT_EQ(rec.spec_cache().stats().table_compiles, compiles);
   now_ += r.after;
   expect_success(rec.reconcile(Kind::Router, "shop/orders"));
   EXPECT_NE(configmap_hash(), second);
