@@ -5,6 +5,7 @@
 #include <atomic>
 #include <bit>
 #include <charconv>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <system_error>
@@ -824,6 +825,55 @@ inline uint64_t load_bytes(const char* p) {
 // Eight bytes at a time: the last word of a string overlaps the one before it, and a
 // shorter string is assembled from overlapping reads of its bytes, so no byte is looked at
 // on its own.
+char* write_double(char* first, double d) {
+  // A value with k <= 6 decimals is m / 10^k for the integer m = round(|d| * 10^k): below
+  // 2^50 that product is within a quarter of m, and the division, exact operands rounded
+  // once, gives back |d| exactly when the text "m with k decimals" reads back as `d`. The
+  // smallest such k has the fewest digits, which is what std::to_chars finds.
+  static constexpr double kPow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6};
+  const double a = std::fabs(d);
+  if (!(a < 0x1p50)) return std::to_chars(first, first + kMaxNumberChars, d).ptr;
+  for (int k = 0; k <= 6; ++k) {
+    const double scaled = a * kPow10[k];
+    if (!(scaled < 0x1p50)) break;
+    const auto m = static_cast<uint64_t>(scaled + 0.5);
+    if (static_cast<double>(m) / kPow10[k] != a) continue;
+    char digits[24];
+    const auto n = static_cast<int>(std::to_chars(digits, digits + sizeof digits, m).ptr - digits);
+    // Lengths without the sign, as std::to_chars compares them: fixed "123.45",
+    // "0.0012", "1200"; scientific "1.2345e+02", "1.2e-03", "1.2e+03".
+    int significant = n;
+    if (k == 0) {
+      while (significant > 1 && digits[significant - 1] == '0') --significant;
+    }
+    const int exponent = n - 1 - k;
+    const int exponent_digits = std::abs(exponent) >= 100 ? 3 : 2;
+    const int scientific = (significant > 1 ? significant + 1 : 1) + 2 + exponent_digits;
+    const int fixed = (n > k ? n - k : 1) + (k > 0 ? 1 + k : 0);
+    if (fixed > scientific) break;
+    char* out = first;
+    if (std::signbit(d)) *out++ = '-';
+    if (n > k) {
+      std::memcpy(out, digits, static_cast<size_t>(n - k));
+      out += n - k;
+      if (k > 0) {
+        *out++ = '.';
+        std::memcpy(out, digits + (n - k), static_cast<size_t>(k));
+        out += k;
+      }
+    } else {
+      *out++ = '0';
+      *out++ = '.';
+      std::memset(out, '0', static_cast<size_t>(k - n));
+      out += k - n;
+      std::memcpy(out, digits, static_cast<size_t>(n));
+      out += n;
+    }
+    return out;
+  }
+  return std::to_chars(first, first + kMaxNumberChars, d).ptr;
+}
+
 bool escape_free(std::string_view s) {
   const char* p = s.data();
   const size_t n = s.size();

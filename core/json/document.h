@@ -114,6 +114,14 @@ void append_quoted(std::string& out, std::string_view s);
 // `s` between quotes as it is.
 bool escape_free(std::string_view s);
 
+// Writes `d` as std::to_chars(first, last, d) does (the shortest text that reads back as
+// `d`, fixed or scientific, whichever is shorter, fixed on a tie) into at least
+// kMaxNumberChars bytes, and returns the end. The common number in an event (a few
+// decimals, under 2^50 in all) is written without the general shortest-digits search.
+// Infinities and NaN are the caller's to refuse.
+inline constexpr size_t kMaxNumberChars = 32;
+char* write_double(char* first, double d);
+
 // True when `s` is valid UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
 bool valid_utf8(std::string_view s);
 

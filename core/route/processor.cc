@@ -20,7 +20,7 @@ constexpr int kMaxEncodeDepth = 128;
 
 // Text of a scalar used in a subject or a header.
 bool scalar_text(const Value& v, std::string& out) {
-  char buf[32];
+  char buf[json::kMaxNumberChars];
   switch (v.kind()) {
     case Kind::String:
       out += v.text();
@@ -41,8 +41,7 @@ bool scalar_text(const Value& v, std::string& out) {
         return true;
       }
       if (!std::isfinite(v.double_value())) return false;
-      auto r = std::to_chars(buf, buf + sizeof buf, v.double_value());
-      out.append(buf, r.ptr);
+      out.append(buf, json::write_double(buf, v.double_value()));
       return true;
     }
     case Kind::Bool:
@@ -250,7 +249,10 @@ namespace {
 // stores instead of a call that checks the capacity each time.
 class JsonWriter {
  public:
-  JsonWriter(std::string& out, size_t expected) : out_(out) {
+  // `doc`: the document the event was read from (or null), whose members written as
+  // they came are copied from its source text.
+  JsonWriter(std::string& out, size_t expected, const json::Document* doc = nullptr)
+      : out_(out), doc_(doc) {
     const size_t used = out_.size();
     out_.resize(used + expected);
     at_ = out_.data() + used;
@@ -259,6 +261,8 @@ class JsonWriter {
   JsonWriter(const JsonWriter&) = delete;
   JsonWriter& operator=(const JsonWriter&) = delete;
   ~JsonWriter() { out_.resize(size()); }
+
+  const json::Document* document() const { return doc_; }
 
   // Bytes in the string so far, the part before the writer included.
   size_t size() const { return static_cast<size_t>(at_ - out_.data()); }
@@ -318,13 +322,14 @@ class JsonWriter {
   }
 
   std::string& out_;
+  const json::Document* doc_;
   char* at_;
   char* end_;
 };
 
 // Text of a scalar for JSON output; false for NaN and the infinities.
 bool put_scalar(const Value& v, JsonWriter& w) {
-  char buf[32];
+  char buf[json::kMaxNumberChars];
   switch (v.kind()) {
     case Kind::Int:
       w.put(std::string_view(buf, std::to_chars(buf, buf + sizeof buf, v.int_value()).ptr - buf));
@@ -338,7 +343,7 @@ bool put_scalar(const Value& v, JsonWriter& w) {
         return true;
       }
       if (!std::isfinite(v.double_value())) return false;
-      w.put(std::string_view(buf, std::to_chars(buf, buf + sizeof buf, v.double_value()).ptr - buf));
+      w.put(std::string_view(buf, json::write_double(buf, v.double_value())));
       return true;
     case Kind::Bool:
       w.put(v.bool_value() ? std::string_view("true") : std::string_view("false"));
@@ -346,6 +351,61 @@ bool put_scalar(const Value& v, JsonWriter& w) {
     default:
       return false;
   }
+}
+
+// When map entry (key, value) is a member of an object of the source document as it came,
+// written with no spacing, so that what encode() would write for it is its source text:
+// that text, [begin, end) in the source. Keys and strings read from the source point into
+// it, numbers keep their source text, true, false and null read the same whichever copy
+// is written, and an object or array is a node of the document. A key whose value was
+// replaced, or a repeated key (whose value is that of its last occurrence), does not start
+// its value where the source does.
+bool member_text(const char* source, const char* source_end, const json::Document* doc, const Value& key,
+                 const Value& value, const char*& begin, const char*& end) {
+  if (key.kind() != Kind::String || !key.text_escape_free()) return false;
+  const char* k = key.text().data();
+  const char* p = k + key.text().size();
+  // `"key":` then the value, all inside the source.
+  if (k <= source || p + 2 >= source_end || k[-1] != '"' || p[0] != '"' || p[1] != ':') return false;
+  p += 2;
+  switch (value.kind()) {
+    case Kind::String: {
+      const std::string_view t = value.text();
+      if (!value.text_escape_free() || t.data() != p + 1 || *p != '"') return false;
+      end = p + t.size() + 2;  // the closing quote: a string without escapes holds none
+      if (end > source_end || end[-1] != '"') return false;
+      break;
+    }
+    case Kind::Double: {
+      const std::string_view raw = value.raw_json();
+      if (raw.data() != p || raw.empty()) return false;
+      end = p + raw.size();
+      break;
+    }
+    case Kind::Bool:
+    case Kind::Null: {
+      const std::string_view literal =
+          value.kind() == Kind::Null ? "null" : value.bool_value() ? "true" : "false";
+      if (static_cast<size_t>(source_end - p) < literal.size() ||
+          std::memcmp(p, literal.data(), literal.size()) != 0) {
+        return false;
+      }
+      end = p + literal.size();
+      break;
+    }
+    case Kind::List:
+    case Kind::Map: {
+      if (value.json_doc() != doc) return false;
+      const json::Node& n = doc->node(value.json_node());
+      if (source + n.begin != p) return false;
+      end = source + n.end;
+      break;
+    }
+    default:
+      return false;
+  }
+  begin = k - 1;
+  return true;
 }
 
 bool encode(const Value& v, JsonWriter& w, std::string& error, size_t max_bytes, int depth) {
@@ -405,7 +465,36 @@ bool encode(const Value& v, JsonWriter& w, std::string& error, size_t max_bytes,
     case Kind::Map: {
       w.put('{');
       bool first = true;
-      for (const auto& [k, val] : v.owned_map()) {
+      const cel::MapEntries& entries = v.owned_map();
+      // Members of the source as they came, in a row: copied as one run of its text.
+      const json::Document* doc = w.document();
+      const char* source = doc != nullptr ? doc->source().data() : nullptr;
+      const char* source_end = doc != nullptr ? source + doc->source().size() : nullptr;
+      const char* run_begin = nullptr;
+      const char* run_end = nullptr;
+      auto flush_run = [&] {
+        if (run_begin == nullptr) return;
+        if (!first) w.put(',');
+        w.put(std::string_view(run_begin, static_cast<size_t>(run_end - run_begin)));
+        first = false;
+        run_begin = nullptr;
+      };
+      for (size_t i = 0; i < entries.size(); ++i) {
+        const char* begin = nullptr;
+        const char* end = nullptr;
+        if (doc != nullptr && member_text(source, source_end, doc, entries[i].first, entries[i].second, begin, end)) {
+          // The next member of the same object: a comma alone between them.
+          if (run_begin != nullptr && begin == run_end + 1 && *run_end == ',') {
+            run_end = end;
+          } else {
+            flush_run();
+            run_begin = begin;
+            run_end = end;
+          }
+          continue;
+        }
+        flush_run();
+        const auto& [k, val] = entries[i];
         if (k.kind() == Kind::String) {
           w.put_key(k, first);
         } else {
@@ -419,6 +508,7 @@ bool encode(const Value& v, JsonWriter& w, std::string& error, size_t max_bytes,
         first = false;
         if (!encode(val, w, error, max_bytes, depth + 1)) return false;
       }
+      flush_run();
       w.put('}');
       return true;
     }
@@ -431,9 +521,10 @@ bool encode(const Value& v, JsonWriter& w, std::string& error, size_t max_bytes,
 
 }  // namespace
 
-bool encode_json(const Value& v, std::string& out, std::string& error, size_t max_bytes, int depth) {
+bool encode_json(const Value& v, std::string& out, std::string& error, size_t max_bytes, int depth,
+                 const json::Document* source) {
   // Room for what a transform usually writes: an edited event about the size of the input.
-  JsonWriter w(out, std::max<size_t>(out.capacity() - out.size(), 64));
+  JsonWriter w(out, std::max<size_t>(out.capacity() - out.size(), 64), source);
   return encode(v, w, error, max_bytes, depth);
 }
 
@@ -577,7 +668,7 @@ bool Processor::run_steps(const std::vector<CompiledStep>& steps, bool needs_jso
     payload = msg.payload;
     return true;
   }
-  return encode_json(event, payload, error);
+  return encode_json(event, payload, error, SIZE_MAX, 0, parsed_ ? &doc_ : nullptr);
 }
 
 Result Processor::process_route(const RouteTable& table, uint32_t index, const Message& msg) {
@@ -642,7 +733,7 @@ Result Processor::run_route(const RouteTable& table, uint32_t index, const Messa
     payload.reserve(msg.payload.size() + msg.payload.size() / 4 + 16);
     // The output is held to the same maxPayloadBytes as the input.
     const auto max_out = static_cast<size_t>(route.spec.max_payload_bytes);
-    if (!encode_json(event, payload, error, max_out) || payload.size() > max_out) {
+    if (!encode_json(event, payload, error, max_out, 0, parsed_ ? &doc_ : nullptr) || payload.size() > max_out) {
       if (payload.size() <= max_out) return fail(FailureReason::Encode, "transform", error);
       return fail(FailureReason::TooLarge, "transform",
                   "output exceeds maxPayloadBytes " + std::to_string(max_out));

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -302,6 +304,33 @@ TEST(JsonDocument, FindMemberLastDuplicateWins) {
   EXPECT_EQ(doc.raw(doc.find_member(0, "k")), "3");
 }
 
+TEST(JsonDocument, KnowsWhetherAnObjectRepeatsAKey) {
+  Document doc;
+  ASSERT_TRUE(doc.parse(R"({"a": {"x": 1, "y": 2, "x": 3}, "b": [{"a": 1}, {"a": 1, "\u0061": 2}], "c": {}})"));
+  const uint32_t a = doc.find_member(0, "a");
+  const uint32_t b = doc.find_member(0, "b");
+  EXPECT_TRUE(doc.keys_unique(0));
+  EXPECT_FALSE(doc.keys_unique(a));
+  EXPECT_EQ(doc.raw(doc.find_member(a, "x")), "3");
+  EXPECT_TRUE(doc.keys_unique(Document::first_child(b)));
+  EXPECT_FALSE(doc.keys_unique(doc.node(Document::first_child(b)).next)) << "a key and its escaped twin";
+  EXPECT_TRUE(doc.keys_unique(doc.find_member(0, "c")));
+  EXPECT_FALSE(doc.keys_unique(b)) << "not an object";
+
+  // Many keys: some share a hash bit and are compared, which tells the twins apart.
+  std::string text = "{";
+  for (int i = 0; i < 32; ++i) text += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":" + std::to_string(i);
+  ASSERT_TRUE(doc.parse(text + "}"));
+  EXPECT_TRUE(doc.keys_unique(0));
+  EXPECT_EQ(doc.raw(doc.find_member(0, "k31")), "31");
+  ASSERT_TRUE(doc.parse(text + ",\"k7\":\"again\"}"));
+  EXPECT_FALSE(doc.keys_unique(0)) << "33 members: not checked";
+  text.replace(text.find("\"k30\""), 5, "\"k7\"");
+  ASSERT_TRUE(doc.parse(text + "}"));
+  EXPECT_FALSE(doc.keys_unique(0));
+  EXPECT_EQ(doc.raw(doc.find_member(0, "k7")), "30");
+}
+
 // --- Reuse ----------------------------------------------------------------------------
 
 TEST(JsonDocument, ReusesOneDocumentForSeveralParses) {
@@ -486,6 +515,52 @@ TEST(JsonDocumentErrors, SizeLimit) {
 
   const std::string big(20'000'000, ' ');
   EXPECT_EQ(parse_error(big), "input of 20000000 bytes exceeds the limit of 16777216");
+}
+
+// --- write_double ---------------------------------------------------------------------
+
+std::string written(double d) {
+  char buf[kMaxNumberChars];
+  return std::string(buf, write_double(buf, d));
+}
+
+std::string standard(double d) {
+  char buf[kMaxNumberChars];
+  return std::string(buf, std::to_chars(buf, buf + sizeof buf, d).ptr);
+}
+
+TEST(JsonWriteDouble, WritesWhatToCharsWrites) {
+  const double samples[] = {0.0, -0.0, 1.0, -1.0, 0.5, 144.6, 120.5 * 1.2, 0.1 + 0.2, 1.0 / 3.0,
+                            100000.0, 123000.0, 1e14, 1e15, 0x1p50 - 1, 0x1p50, 0x1p50 + 2, 1e21,
+                            0.001, 0.0012, 0.0001, 1e-7, 5e-324, 1.7976931348623157e308, 99.99,
+                            999999.999999, 1234567.1234567, 0.000123456, 9007199254740993.0};
+  for (double d : samples) {
+    EXPECT_EQ(written(d), standard(d)) << standard(d);
+    EXPECT_EQ(written(-d), standard(-d)) << standard(-d);
+  }
+  // Decimals as events carry them (k digits after the point, any magnitude), and sums and
+  // products of them as transforms make them; then arbitrary bit patterns.
+  uint64_t state = 0x9E3779B97F4A7C15u;
+  auto next = [&] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  int mismatches = 0;
+  for (int i = 0; i < 200'000 && mismatches < 10; ++i) {
+    const uint64_t r = next();
+    const int k = static_cast<int>(r % 9);
+    const uint64_t m = next() % (uint64_t{1} << (1 + r / 9 % 52));
+    double d = static_cast<double>(m) / std::pow(10.0, k);
+    if (i % 3 == 1) d *= 1.2;
+    if (i % 3 == 2) d = std::bit_cast<double>(next());
+    if (!std::isfinite(d)) continue;
+    if (written(d) != standard(d)) {
+      ++mismatches;
+      ADD_FAILURE() << "write_double gave " << written(d) << ", std::to_chars " << standard(d);
+    }
+  }
 }
 
 // --- append_quoted --------------------------------------------------------------------

@@ -215,6 +215,49 @@ TEST(Processor, UntouchedValuesKeepTheirBytes) {
             R"({"amount":1.10,"x":{"a" : 1e2},"copy":{"a" : 1e2},"amt":1.10})");
 }
 
+// Members of a compact event that an edit leaves alone are copied from its text, several
+// at a time; the output is what writing them one by one gives, which the same event with
+// spacing (written member by member) shows.
+TEST(Processor, UntouchedMembersOfACompactEventAreWrittenAsTheyCame) {
+  // A space after each ':' and ',' of the outer object (the cases hold no braces, brackets,
+  // colons or commas inside strings).
+  auto spaced = [](std::string_view text) {
+    std::string out;
+    int depth = 0;
+    for (char c : text) {
+      out += c;
+      if (c == '{' || c == '[') ++depth;
+      if (c == '}' || c == ']') --depth;
+      if ((c == ':' || c == ',') && depth == 1) out += ' ';
+    }
+    return out;
+  };
+  const std::pair<std::string_view, std::string_view> cases[] = {
+      {"    transform: [{set: {z: '1'}}, {remove: [b]}]\n",
+       R"({"a":1.50,"b":"x","c":[1,2],"d":{"e":true},"n":null,"f":false,"s":"t"})"},
+      {"    transform: [{set: {d.e: 'false', a: 'event.a * 2.0'}}]\n",
+       R"({"a":1.5,"b":"x","d":{"e":true,"g":-0.0},"h":"\u00e9","i":{"j":[]}})"},
+      // A repeated key: every position keeps the value of its last occurrence.
+      {"    transform: [{set: {z: '1'}}]\n", R"({"a":1,"b":2,"a":3,"c":"x","b":"y"})"},
+      // The same value set again, a value moved, a key with an escape.
+      {"    transform: [{set: {t: 'true', s: 'event.s'}}, {rename: {m: mm}}]\n",
+       R"({"t":true,"s":"x","m":5,"k\"q":1,"u":null})"},
+      // A map built from source strings: a key and a value from the event, but not a member.
+      {"    transform: [{payload: '{event.a: event.b, event.map(k, k)[1]: event.b}'}]\n", R"({"a":"k","b":1})"},
+      {"    transform: [{payload: '{event.l[0]: event.l[1]}'}]\n", R"({"l":["k",1]})"},
+  };
+  for (const auto& [steps, compact] : cases) {
+    const std::string out = Transformed(steps, compact);
+    EXPECT_EQ(out.find("<failed"), std::string::npos) << out;
+    EXPECT_EQ(out, Transformed(steps, spaced(compact))) << compact;
+  }
+  EXPECT_EQ(Transformed(cases[0].first, cases[0].second),
+            R"({"a":1.50,"c":[1,2],"d":{"e":true},"n":null,"f":false,"s":"t","z":1})");
+  EXPECT_EQ(Transformed(cases[2].first, cases[2].second), R"({"a":3,"b":"y","a":3,"c":"x","b":"y","z":1})");
+  EXPECT_EQ(Transformed(cases[4].first, cases[4].second), R"({"k":1,"b":1})");
+  EXPECT_EQ(Transformed(cases[5].first, cases[5].second), R"({"k":1})");
+}
+
 TEST(Processor, NoStepsPassesThePayloadThroughUnchanged) {
   const std::string payload = "{ \"id\" : 12345678901234567890 ,\n \"amount\":250.50 }";
   EXPECT_EQ(Transformed("", payload), payload);
