@@ -82,11 +82,12 @@ class ReconcilerTest : public ::testing::Test {
   void expect_success(const Outcome& o) { EXPECT_EQ(o.result, ReconcileResult::Success) << o.error; }
   // A router reconcile, and once more after the wait for heartbeats when it asks for one
   // (the first time the controller listens to a router).
-  Outcome reconcile_router(const std::string& key) {
-    Outcome o = rec_.reconcile(Kind::Router, key);
+  Outcome reconcile_router(const std::string& key) { return reconcile_router(rec_, key); }
+  Outcome reconcile_router(Reconciler& rec, const std::string& key) {
+    Outcome o = rec.reconcile(Kind::Router, key);
     if (o.result != ReconcileResult::Requeue) return o;
     now_ += o.after;
-    return rec_.reconcile(Kind::Router, key);
+    return rec.reconcile(Kind::Router, key);
   }
 
   FakeClient client_;
@@ -261,14 +262,7 @@ TEST_F(ReconcilerTest, ARouteShowsApplyingOnlyWhenItsPodsTakeLongerThanTheGrace)
   o.applying_grace = 2s;
   Reconciler rec(client_, routers_, routes_, transforms_, nats_, fleet_, enqueue(), log_, o);
   heartbeats_to_ = &rec;
-  auto reconcile_router = [&] {
-    Outcome r = rec.reconcile(Kind::Router, "shop/orders");
-    if (r.result == ReconcileResult::Requeue) {  // the first listen's warm-up
-      now_ += r.after;
-      r = rec.reconcile(Kind::Router, "shop/orders");
-    }
-    expect_success(r);
-  };
+  auto reconcile_router = [&] { expect_success(this->reconcile_router(rec, "shop/orders")); };
   auto route_writes = [&] {
     int n = 0;
     for (const auto& c : client_.calls()) n += c.verb == "replace_status" && c.resource == "eventroutes";
@@ -326,11 +320,9 @@ TEST_F(ReconcilerTest, NewTablesOfARouterAreSpacedWhileChangesKeepComing) {
   };
   client_.put(res::kEventRouters, router_object());
   client_.put(res::kEventRoutes, route_object("a", simple_spec("orders", "a.>")));
-  Outcome r = rec.reconcile(Kind::Router, "shop/orders");
+  expect_success(reconcile_router(rec, "shop/orders"));  // and the warm-up: a quiet spell
   const std::string first = configmap_hash();
   ASSERT_FALSE(first.empty());
-  if (r.result == ReconcileResult::Requeue) now_ += r.after;  // the warm-up: a quiet spell
-  expect_success(rec.reconcile(Kind::Router, "shop/orders"));
 
   // After a quiet spell, a change is written at once.
   client_.put(res::kEventRoutes, route_object("b", simple_spec("orders", "b.>")));
@@ -341,7 +333,7 @@ TEST_F(ReconcilerTest, NewTablesOfARouterAreSpacedWhileChangesKeepComing) {
   // goes into the same table.
   now_ += 100ms;
   client_.put(res::kEventRoutes, route_object("c", simple_spec("orders", "c.>")));
-  r = rec.reconcile(Kind::Router, "shop/orders");
+  Outcome r = rec.reconcile(Kind::Router, "shop/orders");
   EXPECT_EQ(r.result, ReconcileResult::Requeue);
   EXPECT_EQ(r.after, 400ms);
   EXPECT_EQ(configmap_hash(), second);
