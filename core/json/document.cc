@@ -822,9 +822,6 @@ inline uint64_t load_bytes(const char* p) {
 
 }  // namespace
 
-// Eight bytes at a time: the last word of a string overlaps the one before it, and a
-// shorter string is assembled from overlapping reads of its bytes, so no byte is looked at
-// on its own.
 char* write_double(char* first, double d) {
   // A value with k <= 6 decimals is m / 10^k for the integer m = round(|d| * 10^k): below
   // 2^50 that product is within a quarter of m, and the division, exact operands rounded
@@ -874,6 +871,9 @@ char* write_double(char* first, double d) {
   return std::to_chars(first, first + kMaxNumberChars, d).ptr;
 }
 
+// Eight bytes at a time: the last word of a string overlaps the one before it, and a
+// shorter string is assembled from overlapping reads of its bytes, so no byte is looked at
+// on its own.
 bool escape_free(std::string_view s) {
   const char* p = s.data();
   const size_t n = s.size();
