@@ -65,16 +65,41 @@ bool Router::apply(std::shared_ptr<const route::RouteTable> table, std::string& 
   events_.routes_installing(*table);
   std::unique_lock lock(mu_);
   // Subscribe to new sources before the swap, drop old ones after it: an event on a
-  // source present in both tables is never missed.
-  bool subscribed = false;
-  for (const auto& key : wanted) {
-    if (subscriptions_.count(key)) continue;
-    subscribed = true;
+  // source present in both tables is never missed. The new dispatch is worked out first,
+  // with the ids its new subscriptions will carry, and is there for them from their first
+  // event on (incoming_).
+  std::map<SourceKey, uint64_t> added;
+  auto source_of = [&](const SourceKey& key) {
+    auto it = subscriptions_.find(key);
+    if (it != subscriptions_.end()) return it->second.source;
+    auto [a, fresh] = added.try_emplace(key, next_source_);
+    if (fresh) ++next_source_;
+    return a->second;
+  };
+  auto next = std::make_shared<Dispatch>();
+  next->table = table;
+  for (uint32_t i = 0; i < table->routes().size(); ++i) {
+    const auto& spec = table->routes()[i].spec;
+    if (spec.source.jetstream) continue;
+    next->routes_by_source[source_of(SourceKey{spec.source.subject.text, queue_for(spec)})].push_back(i);
+  }
+  std::shared_ptr<const Dispatch> dispatch = std::move(next);
+  if (!added.empty()) std::atomic_store(&incoming_, dispatch);
+  for (const auto& [key, source] : added) {
     std::string sub_error;
-    const uint64_t source = next_source_++;
     uint64_t id = nats_.subscribe(
-        key.subject, key.queue, [this, source](const NatsMessage& m) { on_message(source, m); }, sub_error);
+        key.subject, key.queue, [this, source = source](const NatsMessage& m) { on_message(source, m); },
+        sub_error);
     if (id == 0) {
+      // Refused: the old table stays, and so does what it subscribed to; what this apply
+      // subscribed to goes.
+      for (const auto& made : added) {
+        auto it = subscriptions_.find(made.first);
+        if (it == subscriptions_.end()) continue;
+        nats_.unsubscribe(it->second.nats_id);
+        subscriptions_.erase(it);
+      }
+      std::atomic_store(&incoming_, std::shared_ptr<const Dispatch>());
       error = sub_error;
       lock.unlock();
       reject(table->generation(), error);
@@ -82,19 +107,12 @@ bool Router::apply(std::shared_ptr<const route::RouteTable> table, std::string& 
     }
     subscriptions_[key] = Subscribed{id, source};
   }
-  auto dispatch = std::make_shared<Dispatch>();
-  dispatch->table = table;
-  for (uint32_t i = 0; i < table->routes().size(); ++i) {
-    const auto& spec = table->routes()[i].spec;
-    if (spec.source.jetstream) continue;
-    const uint64_t source = subscriptions_.at(SourceKey{spec.source.subject.text, queue_for(spec)}).source;
-    dispatch->routes_by_source[source].push_back(i);
-  }
   // A round trip, so that the server has the new interest before the table counts as
   // applied: an event published after the heartbeat says "applied" is not missed. (Not
   // connected: cnats subscribes again when it reconnects.)
-  if (subscribed && nats_.connected()) nats_.flush(2000);
-  std::atomic_store(&dispatch_, std::shared_ptr<const Dispatch>(std::move(dispatch)));
+  if (!added.empty() && nats_.connected()) nats_.flush(2000);
+  std::atomic_store(&dispatch_, std::move(dispatch));
+  std::atomic_store(&incoming_, std::shared_ptr<const Dispatch>());
   std::atomic_store(&table_, std::move(table));
   auto current = std::atomic_load(&table_);
   for (auto it = subscriptions_.begin(); it != subscriptions_.end();) {
@@ -129,13 +147,17 @@ void Router::reject(uint64_t generation, const std::string& error) {
 void Router::on_message(uint64_t source, const NatsMessage& m) {
   // Read once per event: an event finishes on the table it started with.
   std::shared_ptr<const Dispatch> dispatch = std::atomic_load(&dispatch_);
-  if (!dispatch) return;
-  auto it = dispatch->routes_by_source.find(source);
-  if (it == dispatch->routes_by_source.end()) return;  // a source the table no longer has
+  const std::vector<uint32_t>* routes = dispatch ? dispatch->routes_for(source) : nullptr;
+  if (routes == nullptr) {
+    // A source that the table being applied adds, or one that the table no longer has.
+    dispatch = std::atomic_load(&incoming_);
+    routes = dispatch ? dispatch->routes_for(source) : nullptr;
+    if (routes == nullptr) return;
+  }
   route::Message msg{m.subject, m.headers, m.data};
   thread_local route::Processor processor;
   bool prepared = false;
-  for (uint32_t i : it->second) {
+  for (uint32_t i : *routes) {
     deliver(dispatch->table, i, msg, processor, prepared);
     prepared = true;  // the next route of this event reuses its parse
   }

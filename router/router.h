@@ -142,8 +142,17 @@ class Router {
   struct Dispatch {
     std::shared_ptr<const route::RouteTable> table;
     std::unordered_map<uint64_t, std::vector<uint32_t>> routes_by_source;
+    const std::vector<uint32_t>* routes_for(uint64_t source) const {
+      auto it = routes_by_source.find(source);
+      return it == routes_by_source.end() ? nullptr : &it->second;
+    }
   };
   std::shared_ptr<const Dispatch> dispatch_;
+  // During an apply, the dispatch being installed: the server hands a new subscription
+  // events as soon as it has it, before the round trip that confirms it and the swap, and
+  // those are routed by the table that asked for them rather than dropped. Null between
+  // applies (std::atomic_load/store).
+  std::shared_ptr<const Dispatch> incoming_;
   mutable std::mutex mu_;  // subscriptions, status
   struct Subscribed {
     uint64_t nats_id = 0;  // for NatsClient::unsubscribe

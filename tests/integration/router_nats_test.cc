@@ -436,6 +436,107 @@ routes:
   second.stop();
 }
 
+// A replica that joins the fleet while events flow (a restarted pod, a scale-up) gets a
+// share of them from the moment its subscription reaches the server, before the round
+// trip that confirms it: those events are routed, not dropped as events of a source its
+// table does not have yet. The same for a reload that adds the subject to a running
+// replica. Replicas join twenty times both ways during a steady stream, and every event
+// comes out exactly once.
+TEST_F(RouterNatsTest, AReplicaJoiningWhileEventsFlowLosesNone) {
+  Inbox out(client_, "out.>");
+  const char* with_orders = R"(
+routes:
+  - name: steady
+    source: {subject: orders.*}
+    destinations: [{subject: 'out.orders'}]
+  - name: other
+    source: {subject: other.*}
+    destinations: [{subject: 'elsewhere'}]
+)";
+  const char* without_orders = R"(
+routes:
+  - name: other
+    source: {subject: other.*}
+    destinations: [{subject: 'elsewhere'}]
+)";
+  std::string error;
+  ASSERT_TRUE(router_->apply(compile(with_orders, 1), error)) << error;
+  std::atomic<bool> streaming{true};
+  std::atomic<int> sent{0};
+  std::thread producer([&] {
+    NatsConfig cfg;
+    cfg.urls = {server_.url()};
+    NatsClient nc;
+    std::string e;
+    if (!nc.connect(cfg, e)) {
+      ADD_FAILURE() << e;
+      return;
+    }
+    while (streaming) {
+      const int n = sent.load();
+      if (!nc.publish("orders.new", {}, R"({"n":)" + std::to_string(n) + "}", e)) {
+        ADD_FAILURE() << e;
+        break;
+      }
+      sent = n + 1;
+      if (n % 50 == 0) std::this_thread::sleep_for(1ms);
+    }
+    nc.flush(2000);
+  });
+  int joined_by_start = 0, joined_by_reload = 0;
+  for (int round = 0; round < 40; ++round) {
+    NatsConfig cfg;
+    cfg.urls = {server_.url()};
+    cfg.name = "joining";
+    NatsClient nc;
+    ASSERT_TRUE(nc.connect(cfg, error)) << error;
+    RouterConfig rc;
+    rc.name = "orders";  // the same fleet as router_
+    rc.pod = "orders-" + std::to_string(round + 1);
+    rc.grace_ms = 5000;
+    CountingEvents events;
+    Router joining(rc, nc, events);
+    if (round % 2 == 0) {
+      ASSERT_TRUE(joining.apply(compile(with_orders, 1), error)) << error;
+      ++joined_by_start;
+    } else {
+      ASSERT_TRUE(joining.apply(compile(without_orders, 1), error)) << error;
+      std::this_thread::sleep_for(5ms);
+      ASSERT_TRUE(joining.apply(compile(with_orders, 2), error)) << error;
+      ++joined_by_reload;
+    }
+    std::this_thread::sleep_for(20ms);
+    joining.stop();  // drains: what it was given, it routes
+  }
+  streaming = false;
+  producer.join();
+  const size_t total = static_cast<size_t>(sent.load());
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (out.size() < total && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
+  std::this_thread::sleep_for(200ms);  // a duplicate would come now
+  std::set<int> seen;
+  size_t received = 0;
+  testing::Inbox::Received r;
+  while (out.next(r, 0ms)) {
+    json::Document d;
+    ASSERT_TRUE(d.parse(r.data)) << r.data;
+    seen.insert(static_cast<int>(d.number_value(d.find_member(0, "n"))));
+    ++received;
+  }
+  EXPECT_EQ(joined_by_start, 20);
+  EXPECT_EQ(joined_by_reload, 20);
+  EXPECT_GT(total, 2000u);
+  EXPECT_EQ(received, total) << "events out, of " << total << " sent";
+  EXPECT_EQ(seen.size(), total) << "distinct events out";
+  int reported = 0;
+  for (int n = 0; n < static_cast<int>(total) && reported < 10; ++n) {
+    if (seen.count(n) == 0) {
+      ADD_FAILURE() << "event " << n << " was not routed";
+      ++reported;
+    }
+  }
+}
+
 TEST_F(RouterNatsTest, OverlappingRoutesEachSeeEveryEvent) {
   Inbox a(client_, "a.out");
   Inbox b(client_, "b.out");
