@@ -149,8 +149,11 @@ void Router::on_message(uint64_t source, const NatsMessage& m) {
   std::shared_ptr<const Dispatch> dispatch = std::atomic_load(&dispatch_);
   const std::vector<uint32_t>* routes = dispatch ? dispatch->routes_for(source) : nullptr;
   if (routes == nullptr) {
-    // A source that the table being applied adds, or one that the table no longer has.
+    // A source that the table being applied adds (in incoming_ until the swap, which
+    // stores dispatch_ before it clears incoming_: hence the second look at dispatch_),
+    // or one that the table no longer has.
     dispatch = std::atomic_load(&incoming_);
+    if (!dispatch) dispatch = std::atomic_load(&dispatch_);
     routes = dispatch ? dispatch->routes_for(source) : nullptr;
     if (routes == nullptr) return;
   }
