@@ -22,9 +22,31 @@ ClusterInfo& info() {
   return i;
 }
 
+struct AdminClient {
+  std::unique_ptr<kube::Client> client;
+  std::string server;
+};
+
+AdminClient& admin_client() {
+  static AdminClient a;
+  return a;
+}
+
+// Closes the admin client when the tests end, inside RUN_ALL_TESTS. Left to its static
+// destructor, it would close its TLS connections after OpenSSL's own exit handler had
+// already cleaned up, and that corrupted the heap now and then (a crash after "PASSED").
+class AdminClientEnvironment : public ::testing::Environment {
+ public:
+  void TearDown() override { admin_client() = AdminClient{}; }
+};
+
 }  // namespace
 
-void add_cluster_environment() { ::testing::AddGlobalTestEnvironment(new ControlPlaneEnvironment); }
+void add_cluster_environment() {
+  ::testing::AddGlobalTestEnvironment(new ControlPlaneEnvironment);
+  // Environments are torn down in reverse order: the client closes before the cluster stops.
+  ::testing::AddGlobalTestEnvironment(new AdminClientEnvironment);
+}
 
 const ClusterInfo& cluster() {
   const testing::ControlPlane& cp = ControlPlaneEnvironment::control_plane();
@@ -47,14 +69,13 @@ const ClusterInfo& cluster() {
 }
 
 kube::Client& admin() {
-  static std::unique_ptr<kube::Client> client;
-  static std::string server;
+  AdminClient& a = admin_client();
   const ClusterInfo& c = cluster();
-  if (!client || server != c.server) {
-    client = kube::make_client(kube::load_kubeconfig(c.kubeconfig));
-    server = c.server;
+  if (!a.client || a.server != c.server) {
+    a.client = kube::make_client(kube::load_kubeconfig(c.kubeconfig));
+    a.server = c.server;
   }
-  return *client;
+  return *a.client;
 }
 
 CommandResult kubectl(const std::vector<std::string>& args, const std::string& input) {
