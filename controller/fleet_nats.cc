@@ -95,7 +95,7 @@ struct NatsFleet::Connection {
   router::NatsClient client;
   std::string dir;  // credential files; removed with the connection
   std::set<std::string> routers;
-  std::string urls;
+  std::string urls;  // for logs and status messages: user information redacted
 
   ~Connection() {
     if (!dir.empty()) {
@@ -168,7 +168,9 @@ std::string NatsFleet::watch(const std::string& router_key, const std::string& s
     config.user = settings.user;
     config.password = settings.password;
     config.token = settings.token;
-    for (size_t i = 0; i < settings.urls.size(); ++i) conn->urls += (i ? "," : "") + settings.urls[i];
+    for (size_t i = 0; i < settings.urls.size(); ++i) {
+      conn->urls += (i ? "," : "") + router::redact_url_credentials(settings.urls[i]);
+    }
     std::string error;
     const bool files = !settings.nkey_seed.empty() || !settings.creds.empty() || !settings.tls_ca.empty() ||
                        !settings.tls_cert.empty();

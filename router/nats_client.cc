@@ -20,7 +20,7 @@ std::string status_text(natsStatus s) {
   std::string out = natsStatus_GetText(s);
   const char* last = nats_GetLastError(nullptr);
   if (last != nullptr && *last != '\0' && out != last) out += std::string(": ") + last;
-  return out;
+  return redact_url_credentials(out);
 }
 
 // A server answered and said no: retrying with the same credentials and certificates gets
@@ -63,6 +63,28 @@ bool base64url_part(std::string_view s) {
 }
 
 }  // namespace
+
+std::string redact_url_credentials(std::string_view text) {
+  std::string out;
+  size_t from = 0;
+  while (true) {
+    const size_t scheme = text.find("://", from);
+    if (scheme == std::string_view::npos) break;
+    const size_t authority = scheme + 3;
+    size_t end = text.find_first_of("/?#,; \t\r\n\"'", authority);
+    if (end == std::string_view::npos) end = text.size();
+    const size_t at = text.substr(authority, end - authority).rfind('@');
+    if (at == std::string_view::npos) {
+      out.append(text.substr(from, end - from));
+    } else {
+      out.append(text.substr(from, authority - from)).append("***");
+      out.append(text.substr(authority + at, end - authority - at));
+    }
+    from = end;
+  }
+  out.append(text.substr(from));
+  return out;
+}
 
 bool read_secret_file(const std::string& path, std::string& out, std::string& error) {
   std::ifstream in(path, std::ios::binary);
@@ -320,7 +342,7 @@ void NatsClient::on_disconnected(natsConnection* conn, void* closure) {
   if (natsConnection_IsClosed(conn)) return;
   const char* last = nullptr;
   natsStatus s = natsConnection_GetLastError(conn, &last);
-  found->second->state_log_(State::Disconnected, s == NATS_OK || last == nullptr ? "" : std::string(last));
+  found->second->state_log_(State::Disconnected, s == NATS_OK || last == nullptr ? "" : redact_url_credentials(last));
 }
 
 void NatsClient::on_reconnected(natsConnection* conn, void* closure) {
@@ -329,7 +351,7 @@ void NatsClient::on_reconnected(natsConnection* conn, void* closure) {
   if (found == clients().end() || !found->second->state_log_) return;
   char url[256] = "";
   natsConnection_GetConnectedUrl(conn, url, sizeof url);
-  found->second->state_log_(State::Reconnected, url);
+  found->second->state_log_(State::Reconnected, redact_url_credentials(url));
 }
 
 // The client's own thread: gives up on publishes whose answer will never come, and

@@ -250,6 +250,12 @@ class NatsClient {
   std::thread flusher_;
 };
 
+// `text` with the user information of every URL in it replaced by "***"
+// (nats://alice:secret@host:4222 -> nats://***@host:4222): what a log line, an error or a
+// status message may show of a NATS URL. cnats reports a server by the URL it was given,
+// credentials included.
+std::string redact_url_credentials(std::string_view text);
+
 // Reads a whole small file (a password, a token), trimming one trailing newline.
 bool read_secret_file(const std::string& path, std::string& out, std::string& error);
 

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -335,6 +336,43 @@ TEST_F(RouterCredentialsTest, WrongPasswordFailsFastWithoutEchoingIt) {
   EXPECT_NE(text.find("Authorization Violation"), std::string::npos) << text;
   EXPECT_EQ(text.find(wrong), std::string::npos) << text;
   EXPECT_EQ(text.find(kPassword), std::string::npos) << text;
+}
+
+TEST_F(RouterCredentialsTest, APasswordInTheUrlStaysOutOfTheLogAcrossAReconnect) {
+  // cnats names the server it reconnected to by the URL it was given, user information
+  // included, and the router logs that URL: it must come out redacted.
+  const std::string url = "nats://router:" + std::string(kPassword) + "@127.0.0.1:" + std::to_string(server_.port());
+  std::vector<std::string> a = argv({});
+  *std::find(a.begin(), a.end(), server_.url()) = url;
+  const std::string log = dir_ + "/router.log";
+  testing::Process router(a, {}, log);
+  ASSERT_TRUE(eventually([&] { return read_file(log).find("router started") != std::string::npos; }, 15s))
+      << read_file(log);
+  server_.restart();
+  ASSERT_TRUE(server_.ready_on_its_port()) << read_file(server_.log_path());
+  EXPECT_TRUE(eventually([&] { return read_file(log).find("NATS connection back") != std::string::npos; },
+                                  20s))
+      << read_file(log);
+  EXPECT_EQ(router.stop(10000), 0);
+  const std::string text = read_file(log);
+  EXPECT_NE(text.find("nats://***@127.0.0.1:" + std::to_string(server_.port())), std::string::npos) << text;
+  EXPECT_EQ(text.find(kPassword), std::string::npos) << text;
+}
+
+TEST(RedactUrlCredentials, HidesUserInformationAndNothingElse) {
+  EXPECT_EQ(redact_url_credentials("nats://alice:s3cret@nats.example:4222"), "nats://***@nats.example:4222");
+  EXPECT_EQ(redact_url_credentials("tls://tok3n@h:1"), "tls://***@h:1");
+  EXPECT_EQ(redact_url_credentials("nats://a:b@h1:1,nats://h2:2,tls://c:d@h3:3"),
+            "nats://***@h1:1,nats://h2:2,tls://***@h3:3");
+  EXPECT_EQ(redact_url_credentials("connect to nats://u:p@h:4222 failed: refused"),
+            "connect to nats://***@h:4222 failed: refused");
+  // A password may hold '@' itself: everything up to the last one of the authority goes.
+  EXPECT_EQ(redact_url_credentials("nats://u:p@ss@h:4222/x"), "nats://***@h:4222/x");
+  // No user information, or an '@' outside the authority: unchanged.
+  EXPECT_EQ(redact_url_credentials("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+  EXPECT_EQ(redact_url_credentials("http://h/path@x and mail a@b"), "http://h/path@x and mail a@b");
+  EXPECT_EQ(redact_url_credentials(""), "");
+  EXPECT_EQ(redact_url_credentials("nats://"), "nats://");
 }
 
 // --- JWT: operator mode -----------------------------------------------------------------

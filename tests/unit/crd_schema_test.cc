@@ -1119,6 +1119,15 @@ TEST(CrdRouter, RulesHoldWhereTheyShould) {
   EXPECT_FALSE(SchemaErrors(auth, with({"tokenKey", "credsKey"})).empty());
   EXPECT_FALSE(SchemaErrors(auth, with({"userKey", "passwordKey", "tokenKey"})).empty());
 
+  // Credentials come from the Secret in auth, never from a URL, which is shown in the
+  // Deployment's args and in logs.
+  const YAML::Node url = At(spec, {"nats", "urls", "[]"});
+  EXPECT_TRUE(SchemaErrors(url, Doc::Str("nats://nats.nats:4222")).empty());
+  EXPECT_TRUE(SchemaErrors(url, Doc::Str("tls://10.0.0.7:4443")).empty());
+  EXPECT_FALSE(SchemaErrors(url, Doc::Str("nats://router:s3cret@nats.nats:4222")).empty());
+  EXPECT_FALSE(SchemaErrors(url, Doc::Str("nats://t0ken@nats.nats:4222")).empty());
+  EXPECT_FALSE(SchemaErrors(url, Doc::Str("http://nats.nats:4222")).empty());
+
   const YAML::Node tls = At(spec, {"nats", "tls"});
   Doc t = Doc::Object();
   t.Set("secretName", Doc::Str("nats-tls"));
