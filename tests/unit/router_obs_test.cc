@@ -484,6 +484,39 @@ TEST_F(HttpServerTest, HugeHeaderDoesNotCrashIt) {
   expect_still_serving();
 }
 
+// What a head over the 16 KiB limit gets: 431, then the connection closes. The request
+// stops one byte past the limit, so the server has read all of it when it answers and its
+// close is a clean one (unread bytes would turn it into a reset that may overtake the 431).
+TEST_F(HttpServerTest, AHeadOverTheLimitGets431) {
+  std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ";
+  request += std::string(16 * 1024 + 1 - request.size(), 'a');
+  const Reply r = http_exchange(port_, request);
+  EXPECT_EQ(r.status, 431) << r.head;
+  EXPECT_TRUE(r.eof);
+  EXPECT_EQ(r.body, "request head too large");
+  expect_still_serving();
+}
+
+// A slow body: the server reads no body, so it answers as soon as the head is whole
+// instead of waiting for a body that trickles (here: one that never comes), and closes
+// the connection rather than read what would follow.
+TEST_F(HttpServerTest, ASlowBodyIsNotWaitedFor) {
+  Fd s = connect_to(port_);
+  ASSERT_GE(s.fd, 0);
+  timeval tv{3, 0};
+  ::setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ASSERT_TRUE(send_all(s.fd, "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n"));
+  std::string raw;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(s.fd, buf, sizeof buf, 0)) > 0) raw.append(buf, static_cast<size_t>(n));
+  // Closed by the server (0), not the 3 s receive timeout (-1, EAGAIN).
+  EXPECT_EQ(n, 0) << "errno " << errno;
+  EXPECT_EQ(raw.rfind("HTTP/1.1 200 ", 0), 0u) << raw;
+  EXPECT_NE(raw.find("Connection: close"), std::string::npos) << raw;
+  expect_still_serving();
+}
+
 TEST_F(HttpServerTest, ManyHeadersDoNotCrashIt) {
   std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
   for (int i = 0; i < 5000; ++i) request += "X-H" + std::to_string(i) + ": v\r\n";
