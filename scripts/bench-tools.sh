@@ -71,8 +71,10 @@ trap cleanup EXIT
 
 go_env() {
   # GOTOOLCHAIN=local: never swap compilers behind our back; -mod=mod: the temporary
-  # wrapper module may be completed freely.
-  env GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local GOMAXPROCS=2 GOWORK=off "$@"
+  # wrapper module may be completed freely; GOPROXY without ",direct": from the Go module
+  # proxy (or SWITCHBOARD_GOPROXY, a mirror of it) and nowhere else.
+  env GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local GOMAXPROCS=2 GOWORK=off \
+    GOPROXY="${SWITCHBOARD_GOPROXY:-https://proxy.golang.org}" "$@"
 }
 
 # Moves a finished build into place with a rename, so an interrupted one never looks cached.

@@ -72,8 +72,11 @@ go_env() {
   # go1.26.10) and fetching a toolchain would silently swap compilers.
   # GOMAXPROCS=2 keeps the link step of kube-apiserver from starving the
   # machine when other builds run next to it.
+  # GOPROXY without ",direct": modules come from the Go module proxy and nowhere
+  # else (Go's default falls back to the source repositories); a mirror of the
+  # proxy can be named with SWITCHBOARD_GOPROXY.
   env GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local GOMAXPROCS=2 \
-    GOWORK=off "$@"
+    GOWORK=off GOPROXY="${SWITCHBOARD_GOPROXY:-https://proxy.golang.org}" "$@"
 }
 
 # install_binary TOOL VERSION BUILT_FILE SECONDS: moves a finished build into
