@@ -219,8 +219,14 @@ bool Reconciler::service_monitors_installed() {
     client_.get(res::kCustomResourceDefinitions, "", "servicemonitors.monitoring.coreos.com");
     installed = true;
   } catch (const kube::ApiError& e) {
-    // Not found, or not allowed to look: either way, no ServiceMonitor.
+    // Not found, or not allowed to look: either way, no ServiceMonitor. Not allowed is a
+    // broken installation rather than a choice, so it is said (once per check interval).
     if (e.transient()) throw;
+    if (e.status() == 403) {
+      log_.warn("cannot tell whether ServiceMonitors exist, so none are written: the controller may not get "
+                "customresourcedefinitions/servicemonitors.monitoring.coreos.com",
+                {{"error", e.what()}});
+    }
   }
   std::lock_guard lock(mu_);
   service_monitors_ = installed;

@@ -261,6 +261,63 @@ for check in "create secrets -n team-a" "update secrets -n team-a" "delete secre
   # shellcheck disable=SC2086
   if can $check; then fail "the controller's ServiceAccount can, but must not: $check"; fi
 done
+# Then every verb on every resource at once rather than a sample: what the API server lets
+# the controller do, less what any authenticated user may do (asked of a ServiceAccount
+# nothing is bound to), is exactly what docs/controller.md ("What it needs") lists.
+# kubectl auth can-i --list merges the rules of one resource into one row.
+rules_of() { # USER NAMESPACE: "resource [names] [verbs]" rows
+  kubectl auth can-i --list --as "$1" -n "$2" |
+    awk 'NR > 1 && $0 !~ /^[[:space:]]/ {
+      rest = substr($0, length($1) + 1); n = 0
+      while (match(rest, /\[[^]]*\]/)) { g[++n] = substr(rest, RSTART, RLENGTH); rest = substr(rest, RSTART + RLENGTH) }
+      print $1 " " g[2] " " g[3] }' | LC_ALL=C sort
+}
+granted() { # USER NAMESPACE
+  LC_ALL=C comm -23 <(rules_of "$1" "$2") <(rules_of "system:serviceaccount:$2:nobody" "$2")
+}
+expect_granted() { # USER NAMESPACE EXPECTED-ROWS
+  local got
+  got=$(granted "$1" "$2")
+  [[ -n $(rules_of "system:serviceaccount:$2:nobody" "$2") ]] || fail "kubectl auth can-i --list printed no rules"
+  [[ $got == "$(LC_ALL=C sort <<<"$3")" ]] ||
+    fail "$1 in namespace $2: the rules differ from the least that works (< got, > expected):
+$(diff <(echo "$got") <(LC_ALL=C sort <<<"$3"))"
+}
+CRD_CHECK='customresourcedefinitions.apiextensions.k8s.io [servicemonitors.monitoring.coreos.com] [get]'
+NAMESPACED='configmaps [] [get list watch create patch delete]
+serviceaccounts [] [get list watch create patch delete]
+services [] [get list watch create patch delete]
+deployments.apps [] [get list watch create patch delete]
+servicemonitors.monitoring.coreos.com [] [get list watch create patch delete]
+poddisruptionbudgets.policy [] [get list watch create patch delete]
+rolebindings.rbac.authorization.k8s.io [] [get list watch create patch delete]
+roles.rbac.authorization.k8s.io [] [get list watch create patch delete]
+eventroutes.switchboard.dev [] [get list watch patch]
+eventrouters.switchboard.dev [] [get list watch]
+eventtransforms.switchboard.dev [] [get list watch]
+eventrouters.switchboard.dev/status [] [get update]
+eventroutes.switchboard.dev/status [] [get update]
+eventtransforms.switchboard.dev/status [] [get update]
+eventrouters.switchboard.dev/finalizers [] [update]
+secrets [] [get]'
+expect_granted "$SA" team-a "$NAMESPACED
+$CRD_CHECK"
+expect_granted "$SA" switchboard-system "$NAMESPACED
+$CRD_CHECK
+leases.coordination.k8s.io [] [get create update]"
+# controller.watchNamespace: the same rules in that one namespace only, and the one CRD
+# still readable (whether ServiceMonitors exist). Rendered under another release name,
+# checked, removed.
+helm template ns "$CHART" --namespace switchboard-system --set controller.watchNamespace=team-a \
+  --show-only templates/rbac.yaml >"$WORK/rbac-ns.yaml"
+kubectl create namespace team-a >/dev/null
+kubectl apply -f "$WORK/rbac-ns.yaml" >/dev/null
+NS_SA=system:serviceaccount:switchboard-system:ns-switchboard
+expect_granted "$NS_SA" team-a "$NAMESPACED
+$CRD_CHECK"
+expect_granted "$NS_SA" team-b "$CRD_CHECK"
+kubectl delete -f "$WORK/rbac-ns.yaml" >/dev/null
+kubectl delete namespace team-a --wait=false >/dev/null
 
 # run_pods NAME DEPLOYMENT CONTAINER BINARY [POD-RUN ARGS...]: the Deployment's pods, as
 # a kubelet would start them, by the pod runner; returns once every pod is ready. The
@@ -324,6 +381,9 @@ run_pods routers example router "$ROUTER"
 step "the example EventRoute and EventRouter Ready, an event through the route"
 wait_until 60 "EventRoute large-orders Ready" ready eventroute large-orders
 wait_until 30 "EventRouter example Ready" ready eventrouter example
+# The Prometheus Operator's CRDs are installed, so the controller wrote a ServiceMonitor.
+kubectl -n switchboard-system get servicemonitor example >/dev/null ||
+  fail "no ServiceMonitor for the example router although its CRD exists"
 echo "    eventroute/large-orders Ready ($(kubectl -n switchboard-system get eventroute large-orders -o jsonpath='{.status.applied}') pods applied)"
 "$NATS_TOOL" sub --nats "$NATS_URL" --subject 'orders.*.large' --count 1 --timeout 15s \
   >"$WORK/large.out" 2>"$WORK/sub.err" &
