@@ -9,10 +9,14 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <regex>
 #include <set>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include "kube/client.h"
 #include "router/nats_client.h"
@@ -41,16 +45,18 @@ std::chrono::milliseconds since(Clock::time_point t0) {
 // A switchboard-controller process, out of cluster, with the admin kubeconfig.
 class Controller {
  public:
-  Controller(const std::string& identity, const std::string& lease_ns) : identity_(identity) {
+  Controller(const std::string& identity, const std::string& lease_ns, const std::vector<std::string>& extra = {})
+      : identity_(identity) {
     dir_ = make_temp_dir("switchboard-controller-" + identity);
     log_ = dir_ + "/controller.log";
     port_ = testing::free_port();
-    process_ = testing::Process({bin("switchboard-controller"), "--kubeconfig", cluster().kubeconfig,
-                                 "--metrics-addr", "127.0.0.1:" + std::to_string(port_), "--leader-elect=true",
-                                 "--leader-election-namespace", lease_ns, "--lease-duration", "15s",
-                                 "--renew-deadline", "10s", "--retry-period", "2s", "--pod-name", identity,
-                                 "--status-stale-after", "30s", "--log-level", "debug"},
-                                {}, log_);
+    std::vector<std::string> argv = {bin("switchboard-controller"), "--kubeconfig", cluster().kubeconfig,
+                                     "--metrics-addr", "127.0.0.1:" + std::to_string(port_), "--leader-elect=true",
+                                     "--leader-election-namespace", lease_ns, "--lease-duration", "15s",
+                                     "--renew-deadline", "10s", "--retry-period", "2s", "--pod-name", identity,
+                                     "--status-stale-after", "30s", "--log-level", "debug"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    process_ = testing::Process(argv, {}, log_);
   }
   ~Controller() {
     process_.stop(10000);
@@ -104,6 +110,29 @@ std::optional<kube::Object> get(const kube::Resource& r, const std::string& ns, 
     if (e.not_found()) return std::nullopt;
     throw;
   }
+}
+
+// The resource rules of `kubectl auth can-i --list` ("Resources  Non-Resource URLs
+// Resource Names  Verbs" columns), one "resource [names] [verbs]" string per row; the
+// rows of non-resource URLs (no resource) are left out.
+std::vector<std::string> resource_rules(const std::string& table) {
+  std::vector<std::string> rows;
+  std::istringstream in(table);
+  std::string line;
+  std::getline(in, line);  // the header
+  while (std::getline(in, line)) {
+    if (line.empty() || std::isspace(static_cast<unsigned char>(line[0]))) continue;
+    const std::string resource = line.substr(0, line.find_first_of(" \t"));
+    std::vector<std::string> groups;  // [urls] [names] [verbs]
+    for (size_t open = line.find('['); open != std::string::npos; open = line.find('[', open + 1)) {
+      const size_t close = line.find(']', open);
+      if (close == std::string::npos) break;
+      groups.push_back(line.substr(open, close - open + 1));
+      open = close;
+    }
+    rows.push_back(groups.size() == 3 ? resource + " " + groups[1] + " " + groups[2] : "unparsed: " + line);
+  }
+  return rows;
 }
 
 class ControllerE2eTest : public ::testing::Test {
@@ -407,6 +436,24 @@ TEST_F(ControllerE2eTest, TheRoutersServiceAccountReadsItsConfigMapAndNothingEls
   // Not even its own router's routes in another namespace.
   std::vector<std::string> other = {"auth", "can-i", "-n", "default", "--as", as, "get", "configmap/orders-routes"};
   EXPECT_EQ(kubectl(other).status, 1);
+
+  // Every verb on every resource at once: the whole of what the API server lets the
+  // ServiceAccount do in its namespace is reading that one ConfigMap, beside what every
+  // authenticated user may do (asked of a ServiceAccount that nothing is bound to).
+  auto rules_of = [&](const std::string& user) {
+    CommandResult list = kubectl({"auth", "can-i", "--list", "-n", ns, "--as", user});
+    EXPECT_EQ(list.status, 0) << list.text();
+    std::vector<std::string> rows = resource_rules(list.out);
+    return std::set<std::string>(rows.begin(), rows.end());
+  };
+  const std::set<std::string> everyone = rules_of("system:serviceaccount:" + ns + ":nobody");
+  EXPECT_NE(everyone.count("selfsubjectaccessreviews.authorization.k8s.io [] [create]"), 0u)
+      << "the table was not read: the comparison below would prove nothing";
+  std::set<std::string> granted;
+  for (const std::string& row : rules_of(as)) {
+    if (everyone.count(row) == 0) granted.insert(row);
+  }
+  EXPECT_EQ(granted, std::set<std::string>{"configmaps [orders-routes] [get list watch]"});
 }
 
 TEST_F(ControllerE2eTest, DeletingAnEventRouterRemovesWhatItOwned) {
@@ -662,6 +709,29 @@ TEST_F(ControllerE2eTest, ASecondControllerTakesOverWhenTheLeaderIsKilled) {
 
   // The rest of the suite (if any comes after) goes on with b leading.
   shared().controller = std::move(b);
+}
+
+// SIGTERM (a rollout, a drained node) is not kill -9: the leader gives the Lease up on its
+// way out, so a standby takes over at once instead of waiting for it to expire. A
+// controller of its own, with a Lease and a watched namespace of its own, so that it
+// leaves the suite's controller and objects alone.
+TEST_F(ControllerE2eTest, ALeaderStoppedWithSigtermReleasesTheLease) {
+  const std::string ns = new_namespace("lease");
+  auto holder = [&] {
+    kube::Object lease = admin().get(kube::resources::kLeases, ns, "switchboard-controller");
+    return lease.at("spec").has_string_field("holderIdentity") ? lease.at("spec").at("holderIdentity").as_string()
+                                                               : std::string();
+  };
+  Controller c("controller-c", ns, {"--namespace", ns});
+  ASSERT_TRUE(eventually([&] { return c.leading(); }, 30s)) << c.log();
+  EXPECT_EQ(holder().rfind("controller-c", 0), 0u);
+  EXPECT_EQ(c.process().stop(10000), 0) << "SIGTERM must end the controller with status 0\n" << c.log();
+  EXPECT_EQ(holder(), "") << "the Lease was not released\n" << c.log();
+  // The next one takes it (leading in less than the 15 s lease duration follows, but the
+  // empty holder above is what says it did not have to wait).
+  Controller d("controller-d", ns, {"--namespace", ns});
+  ASSERT_TRUE(eventually([&] { return d.leading(); }, 30s)) << d.log();
+  EXPECT_EQ(holder().rfind("controller-d", 0), 0u);
 }
 
 }  // namespace
