@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -70,6 +71,8 @@ WorkDir::WorkDir(const std::string& name) {
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
   if (::mkdtemp(buf.data()) != nullptr) path_ = buf.data();
+  // Searchable, not readable, by others: pods run as the user of their securityContext.
+  if (!path_.empty()) ::chmod(path_.c_str(), 0711);
 }
 
 WorkDir::~WorkDir() {

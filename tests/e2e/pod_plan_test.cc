@@ -3,6 +3,9 @@
 // account, the metrics port and the probes.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "tests/e2e/e2e_support.h"
@@ -130,6 +133,47 @@ TEST_F(PlanTest, ProjectedVolumesAndAnExplicitServiceAccountMount) {
   EXPECT_EQ(read_file(dir_ + "/volumes/kube-api/conf/level"), "debug");
   EXPECT_EQ(read_file(dir_ + "/volumes/kube-api/namespace"), "shop");
   EXPECT_EQ(inputs_.token_requests, std::vector<std::string>{"shop/orders-router/api"});
+}
+
+TEST_F(PlanTest, ResolvesTheSecurityContextContainerOverPod) {
+  kube::Object& spec = deployment_["spec"]["template"]["spec"];
+  spec["volumes"][1] = kube::Object::parse(R"({"name": "scratch", "emptyDir": {}})");
+  spec["containers"][0]["volumeMounts"][1] = kube::Object::parse(R"({"name": "scratch", "mountPath": "/tmp"})");
+  PodPlan p = plan(0);
+  EXPECT_EQ(p.security.run_as_user, 65532);
+  EXPECT_EQ(p.security.run_as_group, 65532);
+  EXPECT_EQ(p.security.fs_group, 65532);
+  EXPECT_TRUE(p.security.run_as_non_root);
+  EXPECT_TRUE(p.security.read_only_root);
+  EXPECT_TRUE(p.security.no_new_privs);
+  EXPECT_TRUE(p.security.drop_all_capabilities);
+  EXPECT_EQ(p.security.writable, std::vector<std::string>{dir_ + "/volumes/scratch"});
+  EXPECT_EQ(std::filesystem::status(dir_ + "/volumes/scratch").permissions(), std::filesystem::perms::all);
+  if (::geteuid() == 0) {
+    // fsGroup owns the volume files, which its members may read.
+    struct stat st {};
+    ASSERT_EQ(::stat((dir_ + "/volumes/nats-auth/token").c_str(), &st), 0);
+    EXPECT_EQ(st.st_gid, 65532u);
+    EXPECT_NE(st.st_mode & S_IRGRP, 0u);
+  }
+
+  // The container's fields win over the pod's.
+  spec["containers"][0]["securityContext"]["runAsUser"] = kube::Object::number(1000);
+  EXPECT_EQ(plan(0).security.run_as_user, 1000);
+  spec["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = kube::Object::boolean(true);
+  EXPECT_FALSE(plan(0).security.no_new_privs);
+
+  // What a kubelet would refuse to start, or could only start with the image's user.
+  spec["containers"][0]["securityContext"]["runAsUser"] = kube::Object::number(0);
+  EXPECT_THROW(plan(0), PodError);
+  spec["containers"][0]["securityContext"].erase("runAsUser");
+  spec["securityContext"].erase("runAsUser");
+  try {
+    plan(0);
+    FAIL() << "runAsNonRoot without a user";
+  } catch (const PodError& e) {
+    EXPECT_NE(std::string(e.what()).find("runAsNonRoot without runAsUser"), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(PlanTest, NoTokenWhenAutomountIsOff) {

@@ -1,6 +1,7 @@
 #include "tests/e2e/pod_runner.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -205,9 +206,11 @@ class Planner {
   }
 
   PodPlan plan() {
+    resolve_security();
     build_env();
     mount_volumes();
     mount_service_account();
+    own_volumes_by_fs_group();
     std::vector<std::string> command;
     for (const auto& c : items(container_, "command")) command.push_back(expand_vars(c.as_string(), env_));
     std::vector<std::string> args;
@@ -229,6 +232,64 @@ class Planner {
   }
 
  private:
+  // The container's securityContext over the pod's: what the process runs as.
+  void resolve_security() {
+    const kube::Object* pod = field(pod_spec_, "securityContext");
+    const kube::Object* ctr = field(container_, "securityContext");
+    auto integer = [&](const char* key, bool container_too) -> int64_t {
+      for (const kube::Object* sc : {container_too ? ctr : nullptr, pod}) {
+        if (const kube::Object* v = sc ? field(*sc, key) : nullptr) {
+          if (!v->is_integer() || v->as_number().to_int64() < 0) throw PodError(where_ + ": securityContext." + key + " is not a user or group id");
+          return v->as_number().to_int64();
+        }
+      }
+      return -1;
+    };
+    PodPlan::Security& s = plan_.security;
+    s.run_as_user = integer("runAsUser", true);
+    s.run_as_group = integer("runAsGroup", true);
+    s.fs_group = integer("fsGroup", false);
+    s.run_as_non_root = (ctr && field(*ctr, "runAsNonRoot")) ? flag(*ctr, "runAsNonRoot", false)
+                                                                : (pod && flag(*pod, "runAsNonRoot", false));
+    if (ctr) {
+      s.read_only_root = flag(*ctr, "readOnlyRootFilesystem", false);
+      s.no_new_privs = !flag(*ctr, "allowPrivilegeEscalation", true);
+      if (const kube::Object* caps = field(*ctr, "capabilities")) {
+        for (const auto& d : items(*caps, "drop")) s.drop_all_capabilities |= d.is_string() && d.as_string() == "ALL";
+      }
+    }
+    if (s.run_as_non_root && s.run_as_user < 0) {
+      throw PodError(where_ + ": runAsNonRoot without runAsUser: the user of the image is not known to the pod runner");
+    }
+    if (s.run_as_non_root && s.run_as_user == 0) {
+      throw PodError(where_ + ": runAsNonRoot with runAsUser 0: a kubelet would not start this container");
+    }
+  }
+
+  // What a kubelet's volume ownership management does with fsGroup: the group of every
+  // volume file, readable by it.
+  void own_volumes_by_fs_group() {
+    const int64_t group = plan_.security.fs_group;
+    // Only root may give files away; a runner that is not root refuses to start such a
+    // pod anyway (PodRunner::launch), and a plan alone needs no ownership.
+    if (group < 0 || ::geteuid() != 0) return;
+    std::vector<std::string> dirs;
+    for (const auto& [name, dir] : volume_dirs_) dirs.push_back(dir);
+    if (!plan_.sa_dir.empty()) dirs.push_back(plan_.sa_dir);
+    auto own = [&](const fs::path& p) {
+      if (::lchown(p.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(group)) != 0) {
+        throw PodError(where_ + ": cannot give " + p.string() + " the group fsGroup " + std::to_string(group));
+      }
+      const bool dir = fs::is_directory(p);
+      fs::permissions(p, dir ? fs::perms::group_read | fs::perms::group_exec : fs::perms::group_read,
+                      fs::perm_options::add);
+    };
+    for (const auto& dir : dirs) {
+      own(dir);
+      for (const auto& e : fs::recursive_directory_iterator(dir)) own(e.path());
+    }
+  }
+
   void set_env(const std::string& name, const std::string& value) {
     if (!env_.count(name)) order_.push_back(name);
     env_[name] = value;
@@ -333,7 +394,9 @@ class Planner {
     } else if (const kube::Object* d = field(v, "downwardAPI")) {
       downward(*d, dir, mode_of(*d, "defaultMode", 0644), where);
     } else if (field(v, "emptyDir")) {
-      // An empty folder is what it is.
+      // An empty folder, writable by any user (as a kubelet makes it), also on a read-only root.
+      fs::permissions(dir, fs::perms::all);
+      plan_.security.writable.push_back(dir);
     } else {
       throw PodError(where + ": this volume type is not supported by the pod runner");
     }
@@ -584,11 +647,92 @@ void PodRunner::start(const std::string& ns, const std::string& deployment) {
   }
 }
 
+namespace {
+
+// Run by /bin/sh in the pod's own mount namespace (unshare --mount), as root: keeps the
+// emptyDir folders ($SANDBOX_WRITABLE, colon-separated) writable by binding each onto
+// itself, remounts every other filesystem but /proc, /sys and /dev read-only, and then
+// execs its arguments (setpriv, which drops to the pod's user).
+constexpr const char* kReadOnlyRootScript = R"sh(set -eu
+mounts=$(cut -d' ' -f2 /proc/self/mounts)
+old_ifs=$IFS
+IFS=:
+for d in $SANDBOX_WRITABLE; do mount --bind "$d" "$d"; done
+IFS=$old_ifs
+for m in $mounts; do
+  case "$m" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue ;; esac
+  case ":$SANDBOX_WRITABLE:" in *":$m:"*) continue ;; esac
+  mount -o remount,bind,ro "$m" || { echo "pod runner: cannot make $m read-only" >&2; exit 126; }
+done
+exec "$@"
+)sh";
+
+// Every folder on the way to `path` must be searchable by others for a pod's user to get
+// there; the runner changes none it did not make.
+void check_reachable(const std::string& pod, const std::string& path, int64_t uid) {
+  for (fs::path p = fs::path(path).parent_path(); !p.empty() && p != p.root_path(); p = p.parent_path()) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0) throw PodError(pod + ": cannot stat " + p.string());
+    if ((st.st_mode & S_IXOTH) == 0 && st.st_uid != static_cast<uid_t>(uid)) {
+      throw PodError(pod + ": its user " + std::to_string(uid) + " cannot reach " + path + ": " + p.string() +
+                     " is not searchable by others (chmod o+x it)");
+    }
+  }
+}
+
+}  // namespace
+
 void PodRunner::launch(Pod& pod) {
   // Only the container's environment, in the pod's folder: nothing of the test's leaks in.
-  std::vector<std::string> argv = {"/usr/bin/env", "-i", "-C", pod.plan.dir};
+  std::vector<std::string> argv;
+  std::vector<std::string> program = pod.plan.argv;
+  const PodPlan::Security& sec = pod.plan.security;
+  if (sec.applies()) {
+    if (::geteuid() != 0) {
+      throw PodError(pod.plan.name +
+                     ": its securityContext (user, group, read-only root, privileges) can be applied only by a "
+                     "pod runner that runs as root");
+    }
+    if (image_binary_.empty()) {
+      // The image's copy: a build folder may not be reachable by the pod's user.
+      const std::string dir = work_dir_ + "/image";
+      fs::create_directories(dir);
+      fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                               fs::perms::others_read | fs::perms::others_exec);
+      image_binary_ = dir + "/" + fs::path(options_.binary).filename().string();
+      fs::copy_file(options_.binary, image_binary_, fs::copy_options::overwrite_existing);
+      fs::permissions(image_binary_, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                         fs::perms::others_read | fs::perms::others_exec);
+    }
+    program[0] = image_binary_;
+    if (sec.run_as_user >= 0) {
+      check_reachable(pod.plan.name, image_binary_, sec.run_as_user);
+      check_reachable(pod.plan.name, pod.plan.dir + "/.", sec.run_as_user);
+    }
+    if (sec.read_only_root) {
+      std::string writable;
+      for (const auto& d : sec.writable) writable += (writable.empty() ? "" : ":") + d;
+      argv = {"/usr/bin/env", "SANDBOX_WRITABLE=" + writable, "/usr/bin/unshare", "--mount", "--propagation",
+              "private", "--", "/bin/sh", "-c", kReadOnlyRootScript, "pod-sandbox"};
+    }
+    argv.push_back("/usr/bin/setpriv");
+    if (sec.run_as_user >= 0) argv.insert(argv.end(), {"--reuid", std::to_string(sec.run_as_user)});
+    if (sec.run_as_user >= 0 || sec.run_as_group >= 0) {
+      // Without runAsGroup a container gets its image's group; these images have none but 0.
+      argv.insert(argv.end(), {"--regid", std::to_string(std::max<int64_t>(sec.run_as_group, 0))});
+      if (sec.fs_group >= 0) {
+        argv.insert(argv.end(), {"--groups", std::to_string(sec.fs_group)});
+      } else {
+        argv.push_back("--clear-groups");
+      }
+    }
+    if (sec.no_new_privs) argv.push_back("--no-new-privs");
+    if (sec.drop_all_capabilities) argv.insert(argv.end(), {"--inh-caps=-all", "--bounding-set=-all"});
+    argv.push_back("--");
+  }
+  argv.insert(argv.end(), {"/usr/bin/env", "-i", "-C", pod.plan.dir});
   argv.insert(argv.end(), pod.plan.env.begin(), pod.plan.env.end());
-  argv.insert(argv.end(), pod.plan.argv.begin(), pod.plan.argv.end());
+  argv.insert(argv.end(), program.begin(), program.end());
   {
     std::ofstream log(pod.plan.log_path, std::ios::app);
     log << "# pod " << pod.plan.ns << "/" << pod.plan.name << ":";

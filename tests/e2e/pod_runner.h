@@ -16,6 +16,16 @@
 //    mounts it at /var/run/secrets/kubernetes.io/serviceaccount; SWITCHBOARD_SA_DIR
 //    points the router at it.
 //
+//  - the securityContext (the container's over the pod's): runAsUser, runAsGroup and
+//    fsGroup as the process's user, group and supplementary group (volume files get
+//    fsGroup as their group, as a kubelet's ownership management does);
+//    readOnlyRootFilesystem as a private mount namespace in which every filesystem but
+//    /proc, /sys, /dev and the emptyDir folders is remounted read-only;
+//    allowPrivilegeEscalation false as no_new_privs; capabilities drop ALL. The binary is
+//    run from a copy in the runner's folder, as an image would hold it. Applying these
+//    needs root; a pod that asks for them under a runner that is not root is refused
+//    (PodError) rather than run as something it is not.
+//
 // What cannot be the same: pods have their own network namespace, these processes share
 // the host's. So the port of --metrics-addr (and of the probes that name it) is replaced
 // by a free loopback port per replica, and its host by 127.0.0.1. The process gets only
@@ -96,6 +106,20 @@ struct PodPlan {
   std::map<std::string, std::string> mounts;  // mountPath -> folder (or file, for subPath)
   std::map<int, int> ports;                   // container port -> local port
   std::string sa_dir;                         // the service account folder, if mounted
+  // The resolved securityContext; -1: not set (the runner's own).
+  struct Security {
+    int64_t run_as_user = -1, run_as_group = -1, fs_group = -1;
+    bool run_as_non_root = false;
+    bool read_only_root = false;
+    bool no_new_privs = false;
+    bool drop_all_capabilities = false;
+    std::vector<std::string> writable;  // emptyDir folders, writable on a read-only root
+    // Whether the process must be started differently from the runner itself.
+    bool applies() const {
+      return run_as_user >= 0 || run_as_group >= 0 || fs_group >= 0 || read_only_root || no_new_privs ||
+             drop_all_capabilities;
+    }
+  } security;
   // HTTP probes, on the local port.
   std::string readiness_path, liveness_path;
   int readiness_port = 0, liveness_port = 0;
@@ -149,6 +173,7 @@ class PodRunner {
   std::string work_dir_;
   bool own_work_dir_ = false;
   std::vector<std::unique_ptr<Pod>> pods_;
+  std::string image_binary_;  // the copy of options_.binary that sandboxed pods run
 
   void launch(Pod& pod);
 };

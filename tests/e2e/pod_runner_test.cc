@@ -7,8 +7,11 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "core/route/spec_yaml.h"
@@ -119,6 +122,30 @@ TEST_F(PodRunnerTest, RunsTheDeploymentsReplicasAsItsServiceAccount) {
   EXPECT_EQ(applied, (std::set<std::string>{"orders-0", "orders-1"}));
   for (size_t i = 0; i < 2; ++i) {
     EXPECT_EQ(http_get(runner_->pod(i).plan.liveness_port, runner_->pod(i).plan.liveness_path).status, 200);
+  }
+  // ... and as the securityContext says (the pod runner is root here, as in CI): user and
+  // groups 65532, no new privileges, no capabilities, and a read-only root filesystem.
+  // So the router did all of the above without writing a file or being root.
+  ASSERT_EQ(::geteuid(), 0u) << "the e2e tests run pods as their securityContext says, which needs root";
+  for (size_t i = 0; i < 2; ++i) {
+    const std::string proc = "/proc/" + std::to_string(runner_->pod(i).process.pid());
+    const std::string status = read_file(proc + "/status");
+    EXPECT_NE(status.find("\nUid:\t65532\t65532\t65532\t65532\n"), std::string::npos) << status;
+    EXPECT_NE(status.find("\nGid:\t65532\t65532\t65532\t65532\n"), std::string::npos) << status;
+    EXPECT_NE(status.find("\nGroups:\t65532 \n"), std::string::npos) << status;
+    EXPECT_NE(status.find("\nNoNewPrivs:\t1\n"), std::string::npos) << status;
+    EXPECT_NE(status.find("\nCapEff:\t0000000000000000\n"), std::string::npos) << status;
+    EXPECT_NE(status.find("\nCapBnd:\t0000000000000000\n"), std::string::npos) << status;
+    // mountinfo: "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS ..."; the root's options start with ro.
+    std::istringstream mounts(read_file(proc + "/mountinfo"));
+    std::string line, root_options;
+    while (std::getline(mounts, line)) {
+      std::istringstream f(line);
+      std::string id, parent, dev, root, point, options;
+      f >> id >> parent >> dev >> root >> point >> options;
+      if (point == "/") root_options = options;
+    }
+    EXPECT_EQ(root_options.rfind("ro", 0), 0u) << "/ is mounted " << root_options;
   }
   // The replicas share the route's queue group: each event comes out once.
   std::string error;

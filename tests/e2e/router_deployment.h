@@ -26,7 +26,8 @@ inline const char* const kDeployment = R"json({
       "metadata": {"labels": {"switchboard.dev/router": "orders", "tier": "data"}},
       "spec": {
         "serviceAccountName": "orders-router",
-        "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [{
           "name": "router",
           "image": "switchboard/router:dev",

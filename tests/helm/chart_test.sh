@@ -53,6 +53,8 @@ eval "$("$REPO/scripts/test-tools.sh" paths 2>/dev/null | sed 's/^/export /')" |
   fail "test tools are not built; run scripts/test-tools.sh"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-chart.XXXXXX")
+# Searchable, not readable, by others: the pod runner runs pods as their securityContext's user.
+chmod 0711 "$WORK"
 CP_DIR=""
 declare -A PIDS=()  # name -> pid of every process this script starts
 stop_proc() { # NAME: SIGTERM, then wait (the pod runner stops its pods within 10 s)
