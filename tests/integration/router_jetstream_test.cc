@@ -205,6 +205,46 @@ routes:
   EXPECT_EQ(stream_messages(client_, "OUT"), 2u);
 }
 
+// The durable consumer follows the route: made with its settings when it does not exist,
+// brought in line when an edit changes them (ackWait, maxDeliver, maxAckPending), and the
+// route goes on delivering through it.
+TEST_F(RouterJetStreamTest, AnEditedRouteUpdatesItsDurableConsumer) {
+  Inbox out(client_, "out.>");
+  client_.flush(1000);
+  auto route = [](const std::string& settings) {
+    return "routes:\n  - name: js-edit\n    source:\n      subject: orders.*\n      jetstream: {stream: ORDERS, "
+           "durable: js-edit, " + settings + "}\n    destinations:\n      - subject: 'out.{{ event.n }}'\n";
+  };
+  struct Settings {
+    int64_t ack_wait_ns = 0;
+    int64_t max_deliver = 0, max_ack_pending = 0;
+    bool operator==(const Settings&) const = default;
+  };
+  auto settings = [&]() {
+    Settings st;
+    jsConsumerInfo* ci = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    if (js_GetConsumerInfo(&ci, client_.jetstream(), "ORDERS", "js-edit", nullptr, &code) != NATS_OK) return st;
+    st = {ci->Config->AckWait, ci->Config->MaxDeliver, ci->Config->MaxAckPending};
+    jsConsumerInfo_Destroy(ci);
+    return st;
+  };
+  apply(route("ackWait: 30s, maxDeliver: 3, maxAckPending: 100"));
+  ASSERT_TRUE(eventually([&] { return settings() == Settings{30'000'000'000, 3, 100}; }))
+      << settings().ack_wait_ns << " " << settings().max_deliver << " " << settings().max_ack_pending;
+  publish("orders.new", R"({"n":1})");
+  Inbox::Received item;
+  ASSERT_TRUE(out.next(item));
+  EXPECT_EQ(item.subject, "out.1");
+
+  apply(route("ackWait: 45s, maxDeliver: 7, maxAckPending: 50"));
+  EXPECT_TRUE(eventually([&] { return settings() == Settings{45'000'000'000, 7, 50}; }))
+      << settings().ack_wait_ns << " " << settings().max_deliver << " " << settings().max_ack_pending;
+  publish("orders.new", R"({"n":2})");
+  ASSERT_TRUE(out.next(item));
+  EXPECT_EQ(item.subject, "out.2");
+}
+
 // Every event of a JetStream-to-JetStream route lands exactly once in each destination
 // stream, also when its first attempt failed half-way: the second destination's stream
 // does not exist at first, so each event is NAKed after its first destination stored it,
