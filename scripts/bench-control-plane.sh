@@ -76,6 +76,8 @@ KUBECTL=$(sed -n 's/^KUBECTL=//p' <<<"$TOOLS")
 [[ -x $KUBECTL ]] || die "kubectl is not built: run make tools"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-bench-cp.XXXXXX")
+# Searchable, not readable, by others: the pod runner runs pods as their securityContext's user.
+chmod 0711 "$WORK"
 CP_DIR=""
 cleanup() {
   local rc=$?
