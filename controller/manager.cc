@@ -191,20 +191,41 @@ int run_controller(const ControllerOptions& o) {
   std::mutex workers_mu;
   bool workers_started = false;
   std::atomic<bool> stopping{false};
+  // Each informer and how many lists it had done when this replica began to lead.
+  std::vector<std::pair<kube::Informer*, uint64_t>> lists_at_start;
+  auto listed_since_start = [&] {
+    for (const auto& [informer, before] : lists_at_start) {
+      if (informer->lists() <= before) return false;
+    }
+    return true;
+  };
   auto start_workers = [&] {
     std::lock_guard lock(workers_mu);
     if (workers_started || stopping) return;
     workers_started = true;
     metrics.set_leader(true);
     log.info("leading: reconciling", {{"identity", o.pod_name}});
+    // A new leader acts only on caches listed after it took the Lease. A standby's caches
+    // are as new as its last working watch, which may be from before an outage of the API
+    // server (its watches back off up to 30 s); a route table written from them would take
+    // back the edits made since (the control-plane chaos scenario caught one doing so).
+    std::vector<kube::Informer*> informers = {&routers_informer, &routes_informer, &transforms_informer};
+    for (auto& i : owned) informers.push_back(i.get());
+    for (kube::Informer* i : informers) {
+      lists_at_start.emplace_back(i, i->lists());
+      i->request_relist();
+    }
     for (auto& q : queues) {
       KindQueue* kq = q.get();
       for (int w = 0; w < workers_for(kq->kind); ++w) {
         kq->workers.emplace_back([&, kq] {
           const std::string_view kind = kind_name(kq->kind);
           // A reconcile on a cache still filling would see some routes and not others, and
-          // write a route table without the rest: nothing runs before every cache is full.
-          while (!stopping && !synced()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          // write a route table without the rest: nothing runs before every cache is full,
+          // and listed again since this replica began to lead.
+          while (!stopping && !(synced() && listed_since_start())) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          }
           while (auto key = kq->queue.get()) {
             // No write on a lease that may have passed to another replica (this one was
             // frozen past its renew deadline): the key waits; the elector steps down.

@@ -1,6 +1,7 @@
 // The informer's state machine: list, then watch from the list's resourceVersion; when a
-// watch ends, watch again from the last resourceVersion seen; on 410 Gone, list again;
-// on any other error, wait (jittered, growing to 30 s) and watch again.
+// watch ends, watch again from the last resourceVersion seen; on 410 Gone, or when asked
+// (request_relist), list again; on any other error, wait (jittered, growing to 30 s) and
+// watch again.
 #include "kube/informer.h"
 
 #include <vector>
@@ -28,9 +29,19 @@ void Informer::stop() {
   {
     std::lock_guard lock(mu_);
     stop_ = true;
+    interrupt_ = true;
   }
   stop_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+}
+
+void Informer::request_relist() {
+  {
+    std::lock_guard lock(mu_);
+    relist_requested_ = true;
+    interrupt_ = true;
+  }
+  stop_cv_.notify_all();
 }
 
 bool Informer::synced() const {
@@ -69,7 +80,9 @@ std::vector<Object> Informer::list() const {
 
 bool Informer::sleep_for(std::chrono::milliseconds d) {
   std::unique_lock lock(mu_);
-  return !stop_cv_.wait_for(lock, d, [&] { return stop_.load(); });
+  // A requested relist cuts the wait short too.
+  stop_cv_.wait_for(lock, d, [&] { return stop_.load() || relist_requested_.load(); });
+  return !stop_.load();
 }
 
 std::string Informer::relist() {
@@ -94,6 +107,7 @@ std::string Informer::relist() {
     lists_done_ = true;
   }
   if (!first) ++relists_;
+  ++lists_;
   for (const auto& key : changed) on_change_(key);
   // Synced only once on_change has heard of every listed key: a controller that waits
   // for the sync then finds all of them in its queue.
@@ -113,6 +127,13 @@ void Informer::run() {
   while (!stop_) {
     uint64_t events = 0;
     try {
+      {
+        // Cleared before the flag is read: a request made after this point interrupts the
+        // watch below, one made before it is taken here.
+        std::lock_guard lock(mu_);
+        interrupt_ = stop_.load();
+        if (relist_requested_.exchange(false)) need_list = true;
+      }
       if (need_list) {
         rv = relist();
         need_list = false;
@@ -125,7 +146,7 @@ void Informer::run() {
             // Kept as we go, so that a watch that fails part way resumes after the last
             // event it delivered.
             if (std::string ev_rv = resource_version_of(ev.object); !ev_rv.empty()) rv = ev_rv;
-            if (ev.type == WatchEvent::Type::Bookmark) return stop_ ? WatchControl::Stop : WatchControl::Continue;
+            if (ev.type == WatchEvent::Type::Bookmark) return interrupt_ ? WatchControl::Stop : WatchControl::Continue;
             const std::string key = key_of(ev.object);
             {
               std::lock_guard lock(mu_);
@@ -136,10 +157,11 @@ void Informer::run() {
               }
             }
             on_change_(key);
-            return stop_ ? WatchControl::Stop : WatchControl::Continue;
+            return interrupt_ ? WatchControl::Stop : WatchControl::Continue;
           },
-          stop_);
+          interrupt_);
       if (stop_) break;
+      if (relist_requested_) continue;
       ++watch_restarts_;
       gone_in_a_row = 0;
       // A server that ends every watch at once would otherwise be asked again and again

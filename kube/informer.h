@@ -48,6 +48,15 @@ class Informer {
   uint64_t relists() const { return relists_.load(); }
   uint64_t watch_restarts() const { return watch_restarts_.load(); }
 
+  // Lists done so far, the first included. With request_relist(): a caller that needs the
+  // cache to be at least as new as the server is at some moment (a replica that has just
+  // become leader: its caches may be as old as its last working watch, from before an
+  // outage) reads lists(), asks for a relist, and waits for lists() to pass that value.
+  uint64_t lists() const { return lists_.load(); }
+  // Ends the running watch (or the wait before the next attempt) and lists again, as
+  // after a 410 Gone. Returns at once.
+  void request_relist();
+
  private:
   void run();
   // Lists, swaps the cache whole, tells on_change about every key present or gone;
@@ -69,6 +78,10 @@ class Informer {
   bool synced_ = false;
   bool lists_done_ = false;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> relist_requested_{false};
+  // What the running watch looks at: stop_, or a relist requested.
+  std::atomic<bool> interrupt_{false};
+  std::atomic<uint64_t> lists_{0};
   std::atomic<uint64_t> relists_{0};
   std::atomic<uint64_t> watch_restarts_{0};
   std::thread thread_;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <set>
 
@@ -196,6 +197,46 @@ TEST(KubeInformer, StopEndsAWatchThatNeverReturnsOnItsOwn) {
   ASSERT_TRUE(eventually([&] { return watching.load(); }));
   inf.stop();  // returns: the test would time out otherwise
   EXPECT_TRUE(inf.synced());
+}
+
+// A replica that becomes leader asks for a relist: the watch that never returns on its own
+// ends, the informer lists again (the new content replaces the cache), and lists() says so.
+// Also while it waits to retry after errors: the request cuts the wait short.
+TEST(KubeInformer, ARequestedRelistEndsTheWatchAndListsAgain) {
+  FakeClient client;
+  std::atomic<int> lists{0};
+  std::atomic<bool> failing{false};
+  client.on_list = [&] {
+    int n = ++lists;
+    return ObjectList{{make_object("ns", "a", std::to_string(n), "v" + std::to_string(n))}, std::to_string(10 * n)};
+  };
+  std::atomic<int> watches{0};
+  client.on_watch = [&](const std::string& rv, const auto&, const std::atomic<bool>& stop) -> std::string {
+    ++watches;
+    if (failing) throw ApiError(503, "ServiceUnavailable", "down");
+    return wait_for_stop(rv, stop);
+  };
+  Informer inf(client, resources::kConfigMaps, "", {}, [](const std::string&) {});
+  inf.start();
+  ASSERT_TRUE(eventually([&] { return watches.load() == 1; }));
+  EXPECT_EQ(inf.lists(), 1u);
+  inf.request_relist();
+  ASSERT_TRUE(eventually([&] { return inf.lists() == 2; }));
+  EXPECT_EQ(inf.get("ns/a")->at("data").at("v").as_string(), "v2");
+  EXPECT_EQ(inf.relists(), 1u);
+
+  // Watches fail and the informer backs off (250-500 ms, doubling): after the fifth
+  // failure it waits 4 to 8 s, and a request made then is served at once, not after it.
+  failing = true;
+  inf.request_relist();  // ends the running watch (the 2nd); the 3rd to 7th fail
+  ASSERT_TRUE(eventually([&] { return watches.load() >= 7; }));
+  const uint64_t before = inf.lists();
+  const auto asked = std::chrono::steady_clock::now();
+  inf.request_relist();
+  ASSERT_TRUE(eventually([&] { return inf.lists() > before; }));
+  // A bound well below the 4 s the wait would at least have lasted, not a speed goal.
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, std::chrono::milliseconds(3500));
+  inf.stop();
 }
 
 TEST(KubeUpdateStatusWithRetry, RetriesConflictsWithAFreshRead) {
