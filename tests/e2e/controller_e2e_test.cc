@@ -408,6 +408,91 @@ spec:
   EXPECT_TRUE(wait_fleet_ready(ns, "2/2", 10s));
 }
 
+// The CRDs on a real API server: rules that span fields (x-kubernetes-validations) and
+// patterns refuse what they should, with their message, while the same objects without the
+// fault pass; kubectl explain, the short names and the scale subresource work.
+TEST_F(ControllerE2eTest, TheApiServerEnforcesTheSchemaAndServesTheCrdsFeatures) {
+  const std::string ns = new_namespace("schema");
+  const std::string router = R"(apiVersion: switchboard.dev/v1alpha1
+kind: EventRouter
+metadata: {name: strict}
+spec:
+  replicas: 1
+  nats:
+    urls: [URL]
+    AUTH
+)";
+  const std::string route = R"(apiVersion: switchboard.dev/v1alpha1
+kind: EventRoute
+metadata: {name: strict}
+spec:
+  router: strict
+  source:
+    subject: orders.*
+    jetstream: {stream: ORDERS, durable: strict, ackWait: ACK}
+  transform:
+    - STEP
+  destinations: [{subject: out.strict}]
+)";
+  auto dry_run = [&](const std::string& manifest) {
+    return kubectl({"apply", "--dry-run=server", "-n", ns, "-f", "-"}, manifest);
+  };
+  auto router_with = [&](const std::string& url, const std::string& auth) {
+    return replace_all(replace_all(router, "URL", url), "AUTH", auth);
+  };
+  auto route_with = [&](const std::string& ack, const std::string& step) {
+    return replace_all(replace_all(route, "ACK", ack), "STEP", step);
+  };
+  const std::string good_auth = "auth: {secretName: nats, tokenKey: token}";
+  CommandResult r = dry_run(router_with("nats://nats.nats:4222", good_auth));
+  ASSERT_EQ(r.status, 0) << r.text();
+  r = dry_run(route_with("30s", "set: {region: 'event.region'}"));
+  ASSERT_EQ(r.status, 0) << r.text();
+
+  struct Refusal {
+    std::string manifest, says;
+  };
+  const std::vector<Refusal> refusals = {
+      {router_with("nats://nats.nats:4222", "auth: {secretName: nats, tokenKey: token, credsKey: creds}"),
+       "give exactly one of userKey and passwordKey, tokenKey, nkeySeedKey, credsKey"},
+      {router_with("nats://nats.nats:4222", "auth: {secretName: nats, userKey: user}"),
+       "userKey and passwordKey go together"},
+      {router_with("nats://nats.nats:4222", "tls: {secretName: tls, certKey: tls.crt}"), "certKey and keyKey go together"},
+      {router_with("nats://router:s3cret@nats.nats:4222", good_auth), "spec.nats.urls[0]"},
+      {route_with("0s", "set: {region: 'event.region'}"), "must be more than 0 and at most 8760h"},
+      // (maxProperties refuses it before the rule that says the same is evaluated.)
+      {route_with("30s", "{set: {a: '1'}, remove: [b]}"), "spec.transform[0]: Too many"},
+  };
+  for (const auto& refusal : refusals) {
+    r = dry_run(refusal.manifest);
+    EXPECT_NE(r.status, 0) << "accepted:\n" << refusal.manifest;
+    EXPECT_NE(r.text().find(refusal.says), std::string::npos) << r.text();
+  }
+
+  // kubectl explain reads the schema's descriptions.
+  r = kubectl({"explain", "eventroute.spec.filter"});
+  ASSERT_EQ(r.status, 0) << r.text();
+  EXPECT_NE(r.out.find("FIELD: filter"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("CEL"), std::string::npos) << "no description:\n" << r.out;
+  // Short names and the category.
+  r = kubectl({"apply", "-n", ns, "-f", "-"}, router_with("nats://nats.nats:4222", good_auth));
+  ASSERT_EQ(r.status, 0) << r.text();
+  for (const char* name : {"erouter", "switchboard"}) {
+    r = kubectl({"get", name, "-n", ns, "-o", "name"});
+    EXPECT_EQ(r.status, 0) << r.text();
+    EXPECT_NE(r.out.find("eventrouter.switchboard.dev/strict"), std::string::npos) << name << ": " << r.out;
+  }
+  // kubectl scale goes through the scale subresource to spec.replicas, and the
+  // controller carries it to the Deployment.
+  r = kubectl({"scale", "eventrouter/strict", "-n", ns, "--replicas=3"});
+  ASSERT_EQ(r.status, 0) << r.text();
+  EXPECT_EQ(admin().get(kube::resources::kEventRouters, ns, "strict").at("spec").at("replicas").as_integer(), 3);
+  EXPECT_TRUE(eventually([&] {
+    auto d = get(kube::resources::kDeployments, ns, "strict");
+    return d && d->at("spec").at("replicas").as_integer() == 3;
+  }, 30s));
+}
+
 TEST_F(ControllerE2eTest, TheRoutersServiceAccountReadsItsConfigMapAndNothingElse) {
   std::string ns = new_namespace("rbac");
   apply_file(ns, source("examples/k8s/routes.yaml"));
@@ -564,6 +649,12 @@ TEST_F(ControllerE2eTest, RoutersAndTheControllerAuthenticateWithTheEventRouters
   ASSERT_TRUE(summary.next(m));
   EXPECT_EQ(m.data, R"({"id":9,"ok":false,"source":"payments.p9"})");
   runner_->stop();
+  // Neither the routers nor the controller wrote the token anywhere in their logs (the
+  // controller logs at debug level here).
+  const std::string logs = runner_->logs();
+  EXPECT_NE(logs.find("router started"), std::string::npos) << "no router log: the check below would prove nothing";
+  EXPECT_EQ(logs.find("t0ken-e2e"), std::string::npos) << logs;
+  EXPECT_EQ(shared().controller->log().find("t0ken-e2e"), std::string::npos);
 }
 
 TEST_F(ControllerE2eTest, ALargeTableIsSplitIntoPartsThatTheRoutersAssemble) {
