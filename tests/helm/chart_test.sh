@@ -234,7 +234,8 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_until 20 "nats-server on port $NATS_PORT" port_open "$NATS_PORT"
 
 # Values for a real run: the example router's NATS is the test's.
-RUN=("${ALL_ON[@]}" --set "examples.router.natsUrls[0]=$NATS_URL")
+# A short resync: the test sees it repair what no watch covers (the ServiceMonitor).
+RUN=("${ALL_ON[@]}" --set "examples.router.natsUrls[0]=$NATS_URL" --set controller.resync=3s)
 helm install sb "$CHART" --namespace switchboard-system "${RUN[@]}" >"$WORK/install.out"
 grep -q "kubectl get switchboard" "$WORK/install.out" || fail "NOTES.txt does not tell the next step"
 kubectl -n switchboard-system get deployment sb-switchboard >/dev/null
@@ -386,6 +387,10 @@ wait_until 30 "EventRouter example Ready" ready eventrouter example
 # The Prometheus Operator's CRDs are installed, so the controller wrote a ServiceMonitor.
 kubectl -n switchboard-system get servicemonitor example >/dev/null ||
   fail "no ServiceMonitor for the example router although its CRD exists"
+# No watch covers ServiceMonitors (their CRD may be missing): the periodic resync repairs one.
+kubectl -n switchboard-system delete servicemonitor example >/dev/null
+wait_until 30 "the deleted ServiceMonitor written again by the resync" \
+  kubectl -n switchboard-system get servicemonitor example
 echo "    eventroute/large-orders Ready ($(kubectl -n switchboard-system get eventroute large-orders -o jsonpath='{.status.applied}') pods applied)"
 "$NATS_TOOL" sub --nats "$NATS_URL" --subject 'orders.*.large' --count 1 --timeout 15s \
   >"$WORK/large.out" 2>"$WORK/sub.err" &
