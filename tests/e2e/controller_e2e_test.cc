@@ -27,6 +27,7 @@
 #include "tests/e2e/router_deployment.h"
 #include "tests/support/inbox.h"
 #include "tests/support/process.h"
+#include "tests/support/streams.h"
 
 namespace switchboard::e2e {
 namespace {
@@ -655,6 +656,59 @@ TEST_F(ControllerE2eTest, RoutersAndTheControllerAuthenticateWithTheEventRouters
   EXPECT_NE(logs.find("router started"), std::string::npos) << "no router log: the check below would prove nothing";
   EXPECT_EQ(logs.find("t0ken-e2e"), std::string::npos) << logs;
   EXPECT_EQ(shared().controller->log().find("t0ken-e2e"), std::string::npos);
+}
+
+// A JetStream route's durable consumer, made by the router pods, is removed through the
+// finalizer when the route is deleted: the route stays (Terminating) until every pod runs a
+// table without it and the controller has deleted the consumer, then goes.
+TEST_F(ControllerE2eTest, DeletingAJetStreamRouteRemovesItsConsumerThroughTheFinalizer) {
+  testing::NatsServer js_server(true);
+  ASSERT_TRUE(js_server.ok());
+  router::NatsClient js;
+  router::NatsConfig cfg;
+  cfg.urls = {js_server.url()};
+  std::string error;
+  ASSERT_TRUE(js.connect(cfg, error)) << error;
+  ASSERT_EQ(testing::add_stream(js.jetstream(), "ORDERS", "orders.>"), "");
+  auto consumer_exists = [&] {
+    jsConsumerInfo* ci = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    natsStatus st = js_GetConsumerInfo(&ci, js.jetstream(), "ORDERS", "orders-js", nullptr, &code);
+    jsConsumerInfo_Destroy(ci);
+    return st == NATS_OK;
+  };
+
+  const std::string ns = new_namespace("finalizer");
+  apply_file(ns, source("examples/k8s/eventrouter.yaml"), js_server.url());
+  CommandResult r = kubectl({"apply", "-n", ns, "-f", "-"}, R"(apiVersion: switchboard.dev/v1alpha1
+kind: EventRoute
+metadata:
+  name: orders-js
+  labels: {app.kubernetes.io/part-of: orders}
+spec:
+  router: orders
+  source:
+    subject: orders.*
+    jetstream: {stream: ORDERS, durable: orders-js}
+  destinations: [{subject: js.out}]
+)");
+  ASSERT_EQ(r.status, 0) << r.text();
+  start_pods(ns);
+  ASSERT_TRUE(wait_fleet_ready(ns, "2/2")) << router_object(ns).serialize();
+  ASSERT_TRUE(eventually(consumer_exists, 30s)) << "the router pods made no consumer";
+  ASSERT_TRUE(eventually([&] {
+    auto route = get(kube::resources::kEventRoutes, ns, "orders-js");
+    return route && route->at("metadata").has_array_field("finalizers") &&
+           route->at("metadata").at("finalizers").serialize().find("switchboard.dev/jetstream-consumer") !=
+               std::string::npos;
+  }, 30s)) << "no finalizer on the route";
+
+  r = kubectl({"delete", "eventroute", "orders-js", "-n", ns, "--wait=false"});
+  ASSERT_EQ(r.status, 0) << r.text();
+  EXPECT_TRUE(eventually([&] { return !get(kube::resources::kEventRoutes, ns, "orders-js").has_value(); }, 60s))
+      << get(kube::resources::kEventRoutes, ns, "orders-js")->serialize();
+  EXPECT_FALSE(consumer_exists()) << "the route is gone but its consumer stayed";
+  runner_->stop();
 }
 
 TEST_F(ControllerE2eTest, ALargeTableIsSplitIntoPartsThatTheRoutersAssemble) {
