@@ -191,11 +191,11 @@ int run_controller(const ControllerOptions& o) {
   std::mutex workers_mu;
   bool workers_started = false;
   std::atomic<bool> stopping{false};
-  // Each informer and how many lists it had done when this replica began to lead.
+  // Each informer and the list that began after this replica began to lead.
   std::vector<std::pair<kube::Informer*, uint64_t>> lists_at_start;
   auto listed_since_start = [&] {
-    for (const auto& [informer, before] : lists_at_start) {
-      if (informer->lists() <= before) return false;
+    for (const auto& [informer, target] : lists_at_start) {
+      if (informer->lists() < target) return false;
     }
     return true;
   };
@@ -211,10 +211,7 @@ int run_controller(const ControllerOptions& o) {
     // back the edits made since (the control-plane chaos scenario caught one doing so).
     std::vector<kube::Informer*> informers = {&routers_informer, &routes_informer, &transforms_informer};
     for (auto& i : owned) informers.push_back(i.get());
-    for (kube::Informer* i : informers) {
-      lists_at_start.emplace_back(i, i->lists());
-      i->request_relist();
-    }
+    for (kube::Informer* i : informers) lists_at_start.emplace_back(i, i->request_relist());
     for (auto& q : queues) {
       KindQueue* kq = q.get();
       for (int w = 0; w < workers_for(kq->kind); ++w) {

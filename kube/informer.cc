@@ -35,13 +35,17 @@ void Informer::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Informer::request_relist() {
+uint64_t Informer::request_relist() {
+  uint64_t target;
   {
     std::lock_guard lock(mu_);
     relist_requested_ = true;
     interrupt_ = true;
+    // A list under way began before this call: the one after it is the one to wait for.
+    target = lists_started_ + 1;
   }
   stop_cv_.notify_all();
+  return target;
 }
 
 bool Informer::synced() const {
@@ -86,6 +90,11 @@ bool Informer::sleep_for(std::chrono::milliseconds d) {
 }
 
 std::string Informer::relist() {
+  uint64_t number;
+  {
+    std::lock_guard lock(mu_);
+    number = ++lists_started_;
+  }
   ObjectList listed = client_.list(resource_, ns_, opts_);
   std::map<std::string, std::shared_ptr<const Object>> fresh;
   for (auto& item : listed.items) {
@@ -107,8 +116,8 @@ std::string Informer::relist() {
     lists_done_ = true;
   }
   if (!first) ++relists_;
-  ++lists_;
   for (const auto& key : changed) on_change_(key);
+  lists_ = number;
   // Synced only once on_change has heard of every listed key: a controller that waits
   // for the sync then finds all of them in its queue.
   {

@@ -48,14 +48,15 @@ class Informer {
   uint64_t relists() const { return relists_.load(); }
   uint64_t watch_restarts() const { return watch_restarts_.load(); }
 
-  // Lists done so far, the first included. With request_relist(): a caller that needs the
-  // cache to be at least as new as the server is at some moment (a replica that has just
-  // become leader: its caches may be as old as its last working watch, from before an
-  // outage) reads lists(), asks for a relist, and waits for lists() to pass that value.
+  // The number of the last list done, once on_change has heard of its keys; lists are
+  // numbered as they begin, from 1, failed ones included.
   uint64_t lists() const { return lists_.load(); }
   // Ends the running watch (or the wait before the next attempt) and lists again, as
-  // after a 410 Gone. Returns at once.
-  void request_relist();
+  // after a 410 Gone. Returns at once, with the value lists() reaches when a list that
+  // began after this call is done: what a caller waits for that needs the cache at least
+  // as new as the server is now (a replica that has just become leader, whose caches may
+  // be as old as its last working watch, from before an outage).
+  uint64_t request_relist();
 
  private:
   void run();
@@ -82,6 +83,7 @@ class Informer {
   // What the running watch looks at: stop_, or a relist requested.
   std::atomic<bool> interrupt_{false};
   std::atomic<uint64_t> lists_{0};
+  uint64_t lists_started_ = 0;  // under mu_
   std::atomic<uint64_t> relists_{0};
   std::atomic<uint64_t> watch_restarts_{0};
   std::thread thread_;
