@@ -298,8 +298,14 @@ spec:
   int next_edit = 1;
   auto edit_and_converge = [&](const std::string& after_fault) {
     if (!edits.empty()) edits.back().next_from = producer.confirmed();
+    // The generation both pods run before the edit. A pod restarted a moment ago may not
+    // yet have said in a heartbeat that it applied its table; measured then, "before"
+    // would be no generation at all and the edit could never be seen to arrive.
     double before = 0;
-    fleet_generation(before);
+    if (!wait_until([&] { return fleet_generation(before); }, 30)) {
+      report.violation("before edit " + std::to_string(next_edit) + " after " + after_fault +
+                       ": the router pods did not both report an applied table within 30 s");
+    }
     Edit e;
     e.value = next_edit++;
     e.after = after_fault;
