@@ -115,6 +115,12 @@ RouterMetrics::RouterMetrics()
                          .Help("Bytes sent to NATS.")
                          .Register(reg)
                          .Add({});
+  nats_dropped_ = &prometheus::BuildCounter()
+                       .Name("switchboard_router_nats_dropped_total")
+                       .Help("Core NATS events dropped before any route saw them: a subscription held more "
+                             "than its pending limit (a slow consumer).")
+                       .Register(reg)
+                       .Add({});
 }
 
 RouterMetrics::~RouterMetrics() = default;
@@ -181,6 +187,7 @@ void RouterMetrics::observe_nats_stats(const NatsStats& stats) {
   nats_bytes_in_->Increment(growth(stats.bytes_in, last_nats_.bytes_in));
   nats_bytes_out_->Increment(growth(stats.bytes_out, last_nats_.bytes_out));
   nats_reconnects_->Increment(growth(stats.reconnects, last_nats_.reconnects));
+  nats_dropped_->Increment(growth(stats.dropped, last_nats_.dropped));
   last_nats_ = stats;
 }
 

@@ -52,6 +52,7 @@ struct NatsStats {
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
   uint64_t reconnects = 0;
+  uint64_t dropped = 0;  // NatsClient::dropped(): over a subscription's pending limit
 };
 
 class RouterMetrics {
@@ -105,6 +106,7 @@ class RouterMetrics {
   prometheus::Counter* reloads_rejected_;
   prometheus::Gauge* nats_connected_;
   prometheus::Counter* nats_reconnects_;
+  prometheus::Counter* nats_dropped_;
   prometheus::Counter* nats_bytes_in_;
   prometheus::Counter* nats_bytes_out_;
 

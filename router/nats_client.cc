@@ -190,7 +190,10 @@ NatsClient::~NatsClient() {
   std::unique_lock lock(conn_mu_);
   {
     std::lock_guard subs_lock(mu_);
-    for (auto& s : subs_) natsSubscription_Destroy(s.sub);
+    for (auto& s : subs_) {
+      count_dropped(s);
+      natsSubscription_Destroy(s.sub);
+    }
     subs_.clear();
   }
   if (js_ != nullptr) jsCtx_Destroy(js_);
@@ -230,6 +233,7 @@ NatsClient::Opened NatsClient::open(const NatsConfig& config, natsConnection** c
              "disconnected callback") ||
       !check(natsOptions_SetReconnectedCB(opts, on_reconnected, reinterpret_cast<void*>(key_)),
              "reconnected callback") ||
+      !check(natsOptions_SetErrorHandler(opts, on_async_error, reinterpret_cast<void*>(key_)), "error handler") ||
       !check(natsOptions_SetPingInterval(opts, config.ping_interval_ms), "ping interval") ||
       !check(natsOptions_SetMaxPingsOut(opts, config.max_pings_out), "max pings out")) {
     return Opened::Refused;
@@ -354,6 +358,45 @@ void NatsClient::on_reconnected(natsConnection* conn, void* closure) {
   found->second->state_log_(State::Reconnected, redact_url_credentials(url));
 }
 
+void NatsClient::on_async_error(natsConnection*, natsSubscription* sub, natsStatus err, void* closure) {
+  std::lock_guard registry(clients_mu());
+  auto found = clients().find(reinterpret_cast<uintptr_t>(closure));
+  if (found == clients().end() || !found->second->state_log_) return;
+  if (err == NATS_SLOW_CONSUMER) {
+    const char* subject = sub != nullptr ? natsSubscription_GetSubject(sub) : nullptr;
+    found->second->state_log_(State::SlowConsumer, subject != nullptr ? subject : "");
+    return;
+  }
+  found->second->state_log_(State::AsyncError, redact_url_credentials(status_text(err)));
+}
+
+namespace {
+
+// What cnats says a subscription dropped, or `seen` when it no longer answers.
+uint64_t read_dropped(natsSubscription* sub, uint64_t seen) {
+  int64_t n = 0;
+  if (sub != nullptr && natsSubscription_GetDropped(sub, &n) == NATS_OK && n > 0) {
+    return std::max(seen, static_cast<uint64_t>(n));
+  }
+  return seen;
+}
+
+}  // namespace
+
+void NatsClient::count_dropped(const Subscription& s) {
+  dropped_gone_.fetch_add(read_dropped(s.sub, s.dropped_seen));
+}
+
+uint64_t NatsClient::dropped() const {
+  uint64_t total = dropped_gone_.load();
+  std::lock_guard lock(mu_);
+  for (const auto& s : subs_) {
+    s.dropped_seen = read_dropped(s.sub, s.dropped_seen);
+    total += s.dropped_seen;
+  }
+  return total;
+}
+
 // The client's own thread: gives up on publishes whose answer will never come, and
 // replaces a connection that cnats closed for good.
 void NatsClient::supervise() {
@@ -447,6 +490,8 @@ bool NatsClient::rebuild(std::string& error) {
     }
     std::lock_guard subs_lock(mu_);
     for (auto& s : subs_) {
+      count_dropped(s);  // the new subscription counts from zero
+      s.dropped_seen = 0;
       old_subs.push_back(std::exchange(s.sub, nullptr));
       natsStatus st = subscribe_on(conn_, s);
       if (st != NATS_OK && error.empty()) error = "subscribe " + s.subject + ": " + status_text(st);
@@ -527,9 +572,9 @@ natsStatus NatsClient::subscribe_on(natsConnection* conn, Subscription& s) {
                       : natsConnection_QueueSubscribe(&sub, conn, s.subject.c_str(), s.queue.c_str(), on_message,
                                                       s.handler.get());
   if (st != NATS_OK) return st;
-  // Bounded buffering: beyond this the server's slow-consumer handling applies, instead
-  // of the router's memory growing.
-  natsSubscription_SetPendingLimits(sub, 65536, 64 * 1024 * 1024);
+  // Bounded buffering: beyond these cnats drops messages (counted by dropped(), logged
+  // through State::SlowConsumer) instead of the router's memory growing.
+  natsSubscription_SetPendingLimits(sub, config_.pending_limit_msgs, config_.pending_limit_bytes);
   s.sub = sub;
   return NATS_OK;
 }
@@ -567,10 +612,12 @@ void NatsClient::unsubscribe(uint64_t id) {
     }
   }
   if (removed.sub == nullptr) return;
+  removed.dropped_seen = read_dropped(removed.sub, removed.dropped_seen);
   // Drain rather than cut: messages already delivered to this subscription are handled.
   if (natsSubscription_Drain(removed.sub) == NATS_OK) {
     natsSubscription_WaitForDrainCompletion(removed.sub, 5000);
   }
+  count_dropped(removed);
   natsSubscription_Destroy(removed.sub);
 }
 

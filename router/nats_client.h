@@ -68,6 +68,11 @@ struct NatsConfig {
   // an event that arrives alone leaves at once, while a busy stream is still written in
   // large batches. The write is a flush (PING/PONG) on a thread of its own.
   bool flush_on_idle = true;
+  // What one core NATS subscription may hold that its handler has not taken yet. Beyond
+  // either bound cnats drops the newest messages (a "slow consumer"): the router's memory
+  // stays bounded, and the drops are counted (dropped()) and logged (State::SlowConsumer).
+  int pending_limit_msgs = 65536;
+  int pending_limit_bytes = 64 * 1024 * 1024;
 };
 
 using NatsHeaders = std::vector<std::pair<std::string, std::string>>;
@@ -91,9 +96,12 @@ class NatsClient {
   using PublishDone = std::function<void(bool ok, const std::string& error)>;
   // Something about the connection a person should know (closed, rebuilt, a rebuild that
   // failed); `error` is cnats' or the server's reason and never holds a credential.
-  // Disconnected and Reconnected come from cnats' own threads; the others from the
-  // client's.
-  enum class State { Disconnected, Reconnected, Closed, Rebuilt, RebuildFailed };
+  // Disconnected, Reconnected, SlowConsumer and AsyncError come from cnats' own threads;
+  // the others from the client's. SlowConsumer: a subscription reached its pending limit
+  // and messages were dropped (`error` names the subject); cnats says so once per episode,
+  // dropped() counts every message. AsyncError: anything else the server or cnats reported
+  // outside a call (a publish the server's permissions refused).
+  enum class State { Disconnected, Reconnected, Closed, Rebuilt, RebuildFailed, SlowConsumer, AsyncError };
   using StateLog = std::function<void(State state, const std::string& error)>;
 
   NatsClient() = default;
@@ -165,6 +173,9 @@ class NatsClient {
     uint64_t in_msgs = 0, in_bytes = 0, out_msgs = 0, out_bytes = 0, reconnects = 0;
   };
   Counts counts() const;
+  // Messages dropped because a subscription was over its pending limit, over the client's
+  // life: its subscriptions now, and those removed or replaced before.
+  uint64_t dropped() const;
 
   // Runs `fn` with the current connection and its JetStream context (both null when there
   // is none); the connection is not replaced while `fn` runs, so keep it short.
@@ -189,6 +200,9 @@ class NatsClient {
     natsSubscription* sub = nullptr;
     std::unique_ptr<Delivery> handler;
     std::string subject, queue;
+    // The subscription's dropped count when last read: cnats answers no more once the
+    // subscription is closed (drained, or its connection gone), so that is what counts.
+    mutable uint64_t dropped_seen = 0;
   };
   struct InFlight {
     PublishDone done;
@@ -221,8 +235,12 @@ class NatsClient {
   uint64_t generation_ = 0;
   std::mutex js_mu_;      // creating js_ or ajs_ under a shared conn_mu_
 
-  std::mutex mu_;  // subs_
+  mutable std::mutex mu_;  // subs_
   std::vector<Subscription> subs_;
+  std::atomic<uint64_t> dropped_gone_{0};  // dropped() of subscriptions destroyed
+  // The drops of a subscription at its end, added to dropped_gone_ (call before destroying).
+  void count_dropped(const Subscription& s);
+  static void on_async_error(natsConnection*, natsSubscription* sub, natsStatus err, void* closure);
   uint64_t next_id_ = 1;
 
   mutable std::mutex pub_mu_;  // inflight_ and the window

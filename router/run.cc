@@ -300,6 +300,15 @@ int run_router(const RunOptions& o) {
         rebuilds_ok.Increment();
         log.info("NATS connection made again", {});
         break;
+      case NatsClient::State::SlowConsumer:
+        log.log_limited("nats/slow-consumer", LogLevel::Warn,
+                        "events arrive faster than the routes take them; NATS drops what is over the "
+                        "subscription's pending limit (switchboard_router_nats_dropped_total)",
+                        {{"subject", reason}});
+        break;
+      case NatsClient::State::AsyncError:
+        log.log_limited("nats/async-error", LogLevel::Warn, "NATS reported an error", {{"error", reason}});
+        break;
       case NatsClient::State::RebuildFailed:
         rebuilds_failed.Increment();
         log.log_limited("nats/rebuild", LogLevel::Warn, "NATS connection still refused; trying again",
@@ -387,7 +396,7 @@ int run_router(const RunOptions& o) {
     while (!stopping.load()) {
       NatsClient::Counts c = nats.counts();
       metrics.set_nats_connected(nats.connected());
-      metrics.observe_nats_stats(NatsStats{c.in_bytes, c.out_bytes, c.reconnects});
+      metrics.observe_nats_stats(NatsStats{c.in_bytes, c.out_bytes, c.reconnects, nats.dropped()});
       NatsClient::JsPublishStats js = nats.js_publish_stats();
       js_inflight.Set(static_cast<double>(js.inflight));
       js_inflight_max.Set(static_cast<double>(js.max_inflight));

@@ -51,6 +51,19 @@ class Inbox {
     std::lock_guard lock(mu_);
     return items_.size();
   }
+  // Waits until `n` messages are waiting; false once `quiet` passed with none arriving.
+  // The wait is on progress, not on a total: a router slowed down (by the sanitizers, by
+  // a loaded machine) that is still working through a backlog is given the time it needs,
+  // and one that lost messages is given up on after `quiet`.
+  bool wait_for_size(size_t n, std::chrono::milliseconds quiet = std::chrono::seconds(10)) {
+    std::unique_lock lock(mu_);
+    size_t seen = items_.size();
+    while (items_.size() < n) {
+      if (!cv_.wait_for(lock, quiet, [&] { return items_.size() != seen; })) return false;
+      seen = items_.size();
+    }
+    return true;
+  }
 
  private:
   router::NatsClient& nc_;

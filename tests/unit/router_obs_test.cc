@@ -188,19 +188,21 @@ TEST(RouterMetrics, ReloadsAndNatsState) {
 
 TEST(RouterMetrics, NatsStatsAreFedAsGrowth) {
   RouterMetrics m;
-  m.observe_nats_stats({.bytes_in = 100, .bytes_out = 40, .reconnects = 0});
-  m.observe_nats_stats({.bytes_in = 250, .bytes_out = 40, .reconnects = 2});
+  m.observe_nats_stats({.bytes_in = 100, .bytes_out = 40, .reconnects = 0, .dropped = 0});
+  m.observe_nats_stats({.bytes_in = 250, .bytes_out = 40, .reconnects = 2, .dropped = 7});
   std::string text = m.serialize();
   EXPECT_LINE(text, "switchboard_router_nats_bytes_in_total 250");
   EXPECT_LINE(text, "switchboard_router_nats_bytes_out_total 40");
   EXPECT_LINE(text, "switchboard_router_nats_reconnects_total 2");
+  EXPECT_LINE(text, "switchboard_router_nats_dropped_total 7");
 
   // A new client starts its statistics from zero: the counters must not go down.
-  m.observe_nats_stats({.bytes_in = 10, .bytes_out = 5, .reconnects = 0});
+  m.observe_nats_stats({.bytes_in = 10, .bytes_out = 5, .reconnects = 0, .dropped = 1});
   text = m.serialize();
   EXPECT_LINE(text, "switchboard_router_nats_bytes_in_total 260");
   EXPECT_LINE(text, "switchboard_router_nats_bytes_out_total 45");
   EXPECT_LINE(text, "switchboard_router_nats_reconnects_total 2");
+  EXPECT_LINE(text, "switchboard_router_nats_dropped_total 8");
 }
 
 TEST(RouterMetrics, JetStreamAckPending) {
