@@ -65,6 +65,7 @@ class Controller {
     if (!keep_) std::filesystem::remove_all(dir_, ec);
   }
   bool healthy() { return process_.running() && http_get(port_, "/healthz").status == 200; }
+  int port() const { return port_; }
   bool leading() {
     HttpReply r = http_get(port_, "/metrics");
     return r.status == 200 && metric(r.body, "switchboard_controller_leader") == 1.0;
@@ -877,6 +878,30 @@ TEST_F(ControllerE2eTest, ALeaderStoppedWithSigtermReleasesTheLease) {
   Controller d("controller-d", ns, {"--namespace", ns});
   ASSERT_TRUE(eventually([&] { return d.leading(); }, 30s)) << d.log();
   EXPECT_EQ(holder().rfind("controller-d", 0), 0u);
+}
+
+// /readyz says ready only once every cache has listed: a controller that starts while the
+// API server does not answer (here: kube-apiserver stopped with SIGSTOP, so its socket
+// takes connections and answers nothing) is alive but not ready, and becomes ready once
+// the server answers, without a restart.
+TEST_F(ControllerE2eTest, ItIsNotReadyUntilItsCachesHaveListed) {
+  const std::string ns = new_namespace("readyz");
+  const std::string pid_text = read_file(cluster().dir + "/kube-apiserver.pid");
+  const pid_t apiserver = static_cast<pid_t>(std::stol(pid_text.empty() ? "0" : pid_text));
+  ASSERT_GT(apiserver, 0) << "no kube-apiserver.pid in " << cluster().dir;
+  ASSERT_EQ(::kill(apiserver, SIGSTOP), 0);
+  struct Resume {  // whatever happens below, the shared API server runs again
+    pid_t pid;
+    ~Resume() { ::kill(pid, SIGCONT); }
+  } resume{apiserver};
+  Controller c("controller-r", ns, {"--namespace", ns});
+  ASSERT_TRUE(eventually([&] { return c.healthy(); }, 20s)) << c.log();
+  HttpReply r = http_get(c.port(), "/readyz");
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(r.body, "caches not synced yet");
+  ::kill(apiserver, SIGCONT);
+  ASSERT_TRUE(eventually([&] { return http_get(c.port(), "/readyz").status == 200; }, 60s)) << c.log();
+  EXPECT_TRUE(c.healthy());
 }
 
 }  // namespace
