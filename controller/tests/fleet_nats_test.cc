@@ -20,6 +20,7 @@
 #include "tests/support/files.h"
 #include "tests/support/nats_credentials.h"
 #include "tests/support/process.h"
+#include "tests/support/streams.h"
 #include "tests/support/test_certificates.h"
 
 namespace switchboard::controller {
@@ -274,16 +275,8 @@ TEST_F(FleetNatsTest, DeletesADurableConsumer) {
   config.urls = {server.url()};
   std::string error;
   ASSERT_TRUE(nc.connect(config, error)) << error;
-  jsStreamConfig sc;
-  jsStreamConfig_Init(&sc);
-  sc.Name = "ORDERS";
-  const char* subjects[] = {"orders.>"};
-  sc.Subjects = subjects;
-  sc.SubjectsLen = 1;
+  ASSERT_EQ(testing::add_stream(nc.jetstream(), "ORDERS", "orders.>"), "");
   jsErrCode code = static_cast<jsErrCode>(0);
-  jsStreamInfo* si = nullptr;
-  ASSERT_EQ(js_AddStream(&si, nc.jetstream(), &sc, nullptr, &code), NATS_OK) << code;
-  jsStreamInfo_Destroy(si);
   jsConsumerConfig cc;
   jsConsumerConfig_Init(&cc);
   cc.Durable = "large";
@@ -297,9 +290,7 @@ TEST_F(FleetNatsTest, DeletesADurableConsumer) {
   EXPECT_NE(fleet_.delete_consumer("shop/orders", "ORDERS", "large"), "") << "no connection for this router yet";
   ASSERT_EQ(fleet_.watch("shop/orders", "switchboard.status.shop.orders", settings), "");
   EXPECT_EQ(fleet_.delete_consumer("shop/orders", "ORDERS", "large"), "");
-  ci = nullptr;
-  EXPECT_NE(js_GetConsumerInfo(&ci, nc.jetstream(), "ORDERS", "large", nullptr, &code), NATS_OK) << "deleted";
-  if (ci != nullptr) jsConsumerInfo_Destroy(ci);
+  EXPECT_FALSE(testing::consumer_exists(nc.jetstream(), "ORDERS", "large")) << "deleted";
   EXPECT_EQ(fleet_.delete_consumer("shop/orders", "ORDERS", "large"), "") << "already gone counts as deleted";
   EXPECT_EQ(fleet_.delete_consumer("shop/orders", "NOSTREAM", "large"), "") << "no stream, no consumer";
 

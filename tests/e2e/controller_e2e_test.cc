@@ -671,13 +671,7 @@ TEST_F(ControllerE2eTest, DeletingAJetStreamRouteRemovesItsConsumerThroughTheFin
   std::string error;
   ASSERT_TRUE(js.connect(cfg, error)) << error;
   ASSERT_EQ(testing::add_stream(js.jetstream(), "ORDERS", "orders.>"), "");
-  auto consumer_exists = [&] {
-    jsConsumerInfo* ci = nullptr;
-    jsErrCode code = static_cast<jsErrCode>(0);
-    natsStatus st = js_GetConsumerInfo(&ci, js.jetstream(), "ORDERS", "orders-js", nullptr, &code);
-    jsConsumerInfo_Destroy(ci);
-    return st == NATS_OK;
-  };
+  auto consumer_exists = [&] { return testing::consumer_exists(js.jetstream(), "ORDERS", "orders-js"); };
 
   const std::string ns = new_namespace("finalizer");
   apply_file(ns, source("examples/k8s/eventrouter.yaml"), js_server.url());

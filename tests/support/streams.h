@@ -42,4 +42,13 @@ inline uint64_t stream_messages(jsCtx* js, const char* stream) {
   return n;
 }
 
+// True when the stream has a consumer named `durable` (false also when it cannot be asked).
+inline bool consumer_exists(jsCtx* js, const char* stream, const char* durable) {
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetConsumerInfo(&ci, js, stream, durable, nullptr, &code);
+  jsConsumerInfo_Destroy(ci);
+  return s == NATS_OK;
+}
+
 }  // namespace switchboard::testing
