@@ -6,8 +6,10 @@
 
 #include <atomic>
 #include <future>
+#include <set>
 #include <thread>
 
+#include "kube/backoff.h"
 #include "kube/workqueue.h"
 
 namespace switchboard::kube {
@@ -156,6 +158,38 @@ TEST(KubeWorkQueue, LastWaitMeasuresTimeInTheQueue) {
   std::this_thread::sleep_for(5ms);
   ASSERT_EQ(q.get(), "a");
   EXPECT_GE(q.last_wait(), 5ms);
+}
+
+// The informers' and the client's retry delay: doubling from the first up to the most,
+// each spread over [d/2, d] so that clients failing together do not retry together, and
+// back to the first after reset().
+TEST(KubeBackoff, DoublesUpToTheMostWithJitterAndResets) {
+  internal::Backoff b(500ms, 30s);
+  std::chrono::milliseconds d = 500ms;
+  for (int i = 0; i < 10; ++i) {
+    const auto got = b.next();
+    EXPECT_GE(got, d / 2) << "step " << i;
+    EXPECT_LE(got, d) << "step " << i;
+    d = std::min<std::chrono::milliseconds>(d * 2, 30s);
+  }
+  EXPECT_EQ(d, 30s) << "ten steps reach the most";
+  b.reset();
+  const auto first = b.next();
+  EXPECT_GE(first, 250ms);
+  EXPECT_LE(first, 500ms);
+  // Jitter: the first delays of many clients are spread over the range, not one value.
+  std::set<int64_t> firsts;
+  int64_t lowest = 500, highest = 0;
+  for (int i = 0; i < 200; ++i) {
+    internal::Backoff client(500ms, 30s);
+    const int64_t ms = client.next().count();
+    firsts.insert(ms);
+    lowest = std::min(lowest, ms);
+    highest = std::max(highest, ms);
+  }
+  EXPECT_GT(firsts.size(), 50u) << "200 clients would retry at " << firsts.size() << " moments";
+  EXPECT_LT(lowest, 300) << "the low end of [250, 500] ms is used";
+  EXPECT_GT(highest, 450) << "the high end of [250, 500] ms is used";
 }
 
 }  // namespace
