@@ -35,6 +35,7 @@ void connected_later(natsConnection*, void*) {}
 // How long a publish may stay unconfirmed past its own timeout before the client gives
 // up on it itself: cnats reports a timeout only while the connection lives.
 constexpr auto kGiveUpMargin = std::chrono::seconds(1);
+constexpr int kSignedConnectAttempts = 4;  // see open()
 constexpr auto kSupervisorTick = std::chrono::milliseconds(200);
 
 // cnats calls back with a closure pointer, on its own threads, possibly after a client is
@@ -286,8 +287,20 @@ NatsClient::Opened NatsClient::open(const NatsConfig& config, natsConnection** c
   if (!check(natsOptions_SetRetryOnFailedConnect(opts, false, nullptr, nullptr), "retry on connect")) {
     return Opened::Refused;
   }
-  s = natsConnection_Connect(conn, opts);
-  if (s == NATS_OK) return Opened::Connected;
+  // cnats 3.4.1 leaves the nonce signature out of CONNECT when its first byte is zero
+  // (its base64 encoder takes a leading zero byte for an empty input; fixed upstream after
+  // 3.4.1, nats.c #705), so 1 in 256 connections of a creds file or an NKey is refused
+  // with "Authorization Violation" although the credentials are good. Each connection gets
+  // a new nonce, so such a refusal is tried again: four in a row would be 1 in 4 billion.
+  // (A reconnect refused that way is tried again by cnats; two in a row close the
+  // connection, and the supervisor makes a new one.)
+  const bool signs_nonce = !config.creds_file.empty() || !config.nkey_seed_file.empty();
+  for (int attempt = 1;; ++attempt) {
+    s = natsConnection_Connect(conn, opts);
+    if (s == NATS_OK) return Opened::Connected;
+    if (!signs_nonce || s != NATS_CONNECTION_AUTH_FAILED || attempt == kSignedConnectAttempts) break;
+    signature_retries_.fetch_add(1);
+  }
   if (refused_by_server(s)) {
     error = "connect: " + status_text(s);
     return Opened::Refused;

@@ -176,6 +176,8 @@ class NatsClient {
   // Messages dropped because a subscription was over its pending limit, over the client's
   // life: its subscriptions now, and those removed or replaced before.
   uint64_t dropped() const;
+  // Connections refused for a signature cnats 3.4.1 left out, and made again (see open()).
+  uint64_t signature_retries() const { return signature_retries_.load(); }
 
   // Runs `fn` with the current connection and its JetStream context (both null when there
   // is none); the connection is not replaced while `fn` runs, so keep it short.
@@ -238,6 +240,7 @@ class NatsClient {
   mutable std::mutex mu_;  // subs_
   std::vector<Subscription> subs_;
   std::atomic<uint64_t> dropped_gone_{0};  // dropped() of subscriptions destroyed
+  std::atomic<uint64_t> signature_retries_{0};
   // The drops of a subscription at its end, added to dropped_gone_ (call before destroying).
   void count_dropped(const Subscription& s);
   static void on_async_error(natsConnection*, natsSubscription* sub, natsStatus err, void* closure);
