@@ -110,6 +110,14 @@ bool check_creds_file(const std::string& path, std::string& error) {
     error = "creds file: " + error;
     return false;
   }
+  if (content.find('\r') != std::string::npos) {
+    // cnats 3.4.1 finds neither JWT nor seed between CRLF lines (fixed upstream later)
+    // and would send the whole file as the JWT.
+    std::fill(content.begin(), content.end(), '\0');
+    error = "creds file " + path + ": Windows line endings (CRLF), which this NATS client cannot read; "
+            "convert it to LF line endings (dos2unix, or tr -d '\\r')";
+    return false;
+  }
   std::vector<std::string> items;
   std::istringstream in(content);
   std::string line;
@@ -376,8 +384,17 @@ void NatsClient::on_async_error(natsConnection*, natsSubscription* sub, natsStat
   auto found = clients().find(reinterpret_cast<uintptr_t>(closure));
   if (found == clients().end() || !found->second->state_log_) return;
   if (err == NATS_SLOW_CONSUMER) {
-    const char* subject = sub != nullptr ? natsSubscription_GetSubject(sub) : nullptr;
-    found->second->state_log_(State::SlowConsumer, subject != nullptr ? subject : "");
+    // cnats 3.4.1 does not keep the subscription alive for this callback (fixed upstream
+    // later): it may be destroyed by now, so `sub` is only compared, never read. Ours are
+    // taken out of subs_ before they are destroyed.
+    std::string subject;
+    {
+      std::lock_guard lock(found->second->mu_);
+      for (const auto& s : found->second->subs_) {
+        if (s.sub == sub) subject = s.subject;
+      }
+    }
+    found->second->state_log_(State::SlowConsumer, subject);
     return;
   }
   found->second->state_log_(State::AsyncError, redact_url_credentials(status_text(err)));

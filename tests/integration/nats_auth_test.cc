@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -564,6 +565,9 @@ TEST_F(NatsJwtTest, GarbledCredsFileIsRefusedBeforeConnecting) {
       {"no-seed.creds", "-----BEGIN NATS USER JWT-----\n" + router_jwt_ + "\n------END NATS USER JWT------\n",
        "no user NKey seed"},
       {"bad-seed.creds", testing::creds_file(router_jwt_, "SU" + router_user_.seed.substr(3)), "not valid"},
+      // A good file saved on Windows: cnats 3.4.1 finds nothing in it and would send it whole.
+      {"crlf.creds", std::regex_replace(testing::creds_file(router_jwt_, router_user_.seed), std::regex("\n"), "\r\n"),
+       "Windows line endings (CRLF)"},
   };
   for (const auto& c : cases) {
     write_file(path(c.name), c.content);
