@@ -653,9 +653,19 @@ void NatsClient::unsubscribe(uint64_t id) {
 
 namespace {
 
+// A header value a cnats 3.4.1 receiver cannot read: empty or only spaces and tabs. Its
+// parser then runs past the end of the line, so the next header becomes part of this
+// one's value, or, for the last one, every header of the message is lost (fixed upstream
+// after 3.4.1). The router itself, the controller and many consumers read with that
+// client, so such a header is left out of what the router publishes.
+bool unreadable_header_value(const std::string& v) {
+  return v.find_first_not_of(" \t") == std::string::npos;
+}
+
 natsStatus make_message(natsMsg** m, const std::string& subject, const NatsHeaders& headers, std::string_view data) {
   natsStatus s = natsMsg_Create(m, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
   for (size_t i = 0; s == NATS_OK && i < headers.size(); ++i) {
+    if (unreadable_header_value(headers[i].second)) continue;
     s = natsMsgHeader_Add(*m, headers[i].first.c_str(), headers[i].second.c_str());
   }
   return s;

@@ -565,6 +565,30 @@ routes:
   }
 }
 
+// A header with an empty or blank value is left out of what the client publishes: a cnats
+// 3.4.1 receiver (the router itself, the controller) would otherwise fold the next header
+// into it, or lose every header of the message. The other headers arrive whole.
+TEST(NatsClientHeaders, ABlankHeaderValueIsLeftOutSoTheOthersArriveWhole) {
+  testing::NatsServer server;
+  ASSERT_TRUE(server.ok());
+  NatsConfig cfg;
+  cfg.urls = {server.url()};
+  NatsClient receiver, sender;
+  std::string error;
+  ASSERT_TRUE(receiver.connect(cfg, error)) << error;
+  ASSERT_TRUE(sender.connect(cfg, error)) << error;
+  Inbox in(receiver, "h.in");
+  ASSERT_TRUE(sender.publish("h.in", {{"A", ""}, {"B", "x"}, {"C", " \t"}, {"D", "y"}}, "{}", error)) << error;
+  ASSERT_TRUE(sender.publish("h.in", {{"B", "x"}, {"Last", ""}}, "{}", error)) << error;
+  ASSERT_TRUE(sender.flush(2000));
+  Inbox::Received r;
+  ASSERT_TRUE(in.next(r));
+  std::sort(r.headers.begin(), r.headers.end());  // cnats does not keep their order
+  EXPECT_EQ(r.headers, (NatsHeaders{{"B", "x"}, {"D", "y"}}));
+  ASSERT_TRUE(in.next(r));
+  EXPECT_EQ(r.headers, (NatsHeaders{{"B", "x"}}));
+}
+
 // Events faster than the handler: the subscription holds its pending limit, cnats drops
 // what is over it, and every drop is counted and reported with its subject, so a core
 // NATS loss under overload is never silent (the router exports dropped() as
