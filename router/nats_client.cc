@@ -184,6 +184,7 @@ NatsClient::~NatsClient() {
   }
   sup_cv_.notify_all();
   if (supervisor_.joinable()) supervisor_.join();
+  if (prober_.joinable()) prober_.join();
   {
     std::lock_guard lock(flush_mu_);
     flush_stopping_ = true;
@@ -342,6 +343,9 @@ bool NatsClient::connect(const NatsConfig& config, std::string& error) {
     generation_ = 1;
   }
   supervisor_ = std::thread([this] { supervise(); });
+  stuck_limit_ms_ = config_.stuck_after_ms > 0 ? config_.stuck_after_ms
+                                               : std::max<int64_t>(10'000, 4 * config_.connect_timeout_ms);
+  prober_ = std::thread([this] { probe_loop(); });
   flush_on_idle_ = config_.flush_on_idle;
   if (flush_on_idle_) flusher_ = std::thread([this] { flush_loop(); });
   return true;
@@ -412,6 +416,34 @@ uint64_t read_dropped(natsSubscription* sub, uint64_t seen) {
 }
 
 }  // namespace
+
+namespace {
+int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+void NatsClient::probe_loop() {
+  std::unique_lock lock(sup_mu_);
+  while (!stopping_) {
+    lock.unlock();
+    probe_since_ns_.store(steady_ns());
+    {
+      std::shared_lock conn_lock(conn_mu_);
+      if (conn_ != nullptr) (void)natsConnection_Status(conn_);  // takes cnats' connection lock
+    }
+    probe_since_ns_.store(0);
+    lock.lock();
+    sup_cv_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stopping_; });
+  }
+}
+
+std::chrono::milliseconds NatsClient::stuck_for() const {
+  const int64_t since = probe_since_ns_.load();
+  if (since == 0) return std::chrono::milliseconds(0);
+  const auto waited = std::chrono::milliseconds((steady_ns() - since) / 1'000'000);
+  return waited.count() >= stuck_limit_ms_ ? waited : std::chrono::milliseconds(0);
+}
 
 void NatsClient::count_dropped(const Subscription& s) {
   dropped_gone_.fetch_add(read_dropped(s.sub, s.dropped_seen));

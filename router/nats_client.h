@@ -73,6 +73,9 @@ struct NatsConfig {
   // stays bounded, and the drops are counted (dropped()) and logged (State::SlowConsumer).
   int pending_limit_msgs = 65536;
   int pending_limit_bytes = 64 * 1024 * 1024;
+  // After how long cnats not answering counts as stuck (stuck_for()); 0: four connect
+  // timeouts, at least 10 s.
+  int64_t stuck_after_ms = 0;
 };
 
 using NatsHeaders = std::vector<std::pair<std::string, std::string>>;
@@ -176,6 +179,12 @@ class NatsClient {
   // Messages dropped because a subscription was over its pending limit, over the client's
   // life: its subscriptions now, and those removed or replaced before.
   uint64_t dropped() const;
+  // How long cnats has not answered a look at its connection's state, once that passed
+  // NatsConfig::stuck_after_ms; zero otherwise. cnats 3.4.1 can hang for good, holding the
+  // connection's lock and growing its buffer, when it reconnects to a server that takes
+  // the TCP connection and answers nothing (fixed upstream after 3.4.1): then no publish,
+  // flush or rebuild can run, and only a restart helps, so the router's liveness fails.
+  std::chrono::milliseconds stuck_for() const;
   // Connections refused for a signature cnats 3.4.1 left out, and made again (see open()).
   uint64_t signature_retries() const { return signature_retries_.load(); }
 
@@ -259,6 +268,12 @@ class NatsClient {
   std::chrono::steady_clock::time_point closed_since_{};  // epoch: not closed
   std::string closed_reason_;
   std::thread supervisor_;
+  // The prober looks at the connection's state every half second; while it waits for
+  // cnats, probe_since_ns_ holds when it began (steady clock), else 0.
+  std::atomic<int64_t> probe_since_ns_{0};
+  int64_t stuck_limit_ms_ = 10'000;  // set by connect() before the prober starts
+  std::thread prober_;
+  void probe_loop();
 
   // Flush on idle (NatsConfig::flush_on_idle).
   bool flush_on_idle_ = false;           // set once, by connect()

@@ -364,6 +364,14 @@ int run_router(const RunOptions& o) {
                   // (credentials that stay refused) is what a restart may cure, say with
                   // credentials from the environment; an outage is not.
                   [&](std::string& why) {
+                    if (o.nats_unhealthy_after_ms > 0) {
+                      if (auto stuck = nats.stuck_for(); stuck.count() > 0) {
+                        why = "the NATS client has not answered for " + std::to_string(stuck.count() / 1000) +
+                              "s (stuck while connecting to a server that does not answer)";
+                        log.log_limited("nats/stuck", LogLevel::Error, why, {});
+                        return false;
+                      }
+                    }
                     auto closed = nats.closed_for();
                     if (o.nats_unhealthy_after_ms <= 0 || closed.count() < o.nats_unhealthy_after_ms) return true;
                     why = "NATS connection closed for " + std::to_string(closed.count() / 1000) +

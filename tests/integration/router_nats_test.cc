@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <deque>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <mutex>
@@ -21,6 +22,7 @@
 #include "tests/support/files.h"
 #include "tests/support/inbox.h"
 #include "tests/support/process.h"
+#include "tests/support/silent_server.h"
 
 namespace switchboard::router {
 namespace {
@@ -563,6 +565,35 @@ routes:
     EXPECT_EQ(r.data, "{\"n\":" + std::to_string(i) + "}");
     ASSERT_TRUE(b.next(r)) << i;
   }
+}
+
+// cnats 3.4.1 hangs for good, holding its connection lock, when it reconnects to a server
+// that takes the TCP connection, sends INFO and never answers the CONNECT. The client
+// notices (stuck_for(), which fails the router's liveness), and lets go once the server
+// closes the connection.
+TEST(NatsClientStuck, AServerThatNeverAnswersTheConnectIsNoticed) {
+  testing::NatsServer server;
+  ASSERT_TRUE(server.ok());
+  NatsConfig cfg;
+  cfg.urls = {server.url()};
+  cfg.connect_timeout_ms = 500;
+  cfg.reconnect_wait_ms = 50;
+  cfg.stuck_after_ms = 2000;
+  NatsClient nc;
+  std::string error;
+  ASSERT_TRUE(nc.connect(cfg, error)) << error;
+  EXPECT_EQ(nc.stuck_for().count(), 0);
+  // The real server goes; on its port, one that says INFO and then nothing.
+  server.stop();
+  auto silent = std::make_unique<testing::SilentNatsServer>(server.port());
+  ASSERT_TRUE(silent->ok());
+  const bool noticed = testing::eventually([&] { return nc.stuck_for().count() > 0; }, 30s);
+  const auto stuck = nc.stuck_for();
+  silent.reset();  // closes the connection: cnats sees the end and goes on
+  ASSERT_TRUE(noticed) << "a client that has not answered for 30 s was not reported stuck";
+  EXPECT_GE(stuck.count(), 2000);
+  EXPECT_TRUE(testing::eventually([&] { return nc.stuck_for().count() == 0; }, 10s))
+      << "still stuck after the server closed the connection";
 }
 
 // A header with an empty or blank value is left out of what the client publishes: a cnats

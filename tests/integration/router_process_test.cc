@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <regex>
@@ -31,6 +32,7 @@
 #include "tests/support/http_probe.h"
 #include "tests/support/inbox.h"
 #include "tests/support/process.h"
+#include "tests/support/silent_server.h"
 #include "tests/support/streams.h"
 
 namespace switchboard::router {
@@ -352,6 +354,29 @@ TEST_F(RouterProcessTest, ReconnectsWhenNatsComesBack) {
   Inbox::Received r;
   ASSERT_TRUE(out.next(r));
   EXPECT_EQ(r.subject, "out.v1.back");
+  EXPECT_EQ(terminate().first, 0);
+}
+
+// A server that takes the connection and never answers it leaves cnats 3.4.1 hung for good
+// while it reconnects (NatsClient::stuck_for): the router's liveness fails with the
+// reason, so that a restart ends it, and comes back once the connection is let go.
+TEST_F(RouterProcessTest, AHungNatsClientFailsLiveness) {
+  start(flags());
+  ASSERT_TRUE(wait_ready());
+  EXPECT_EQ(get("/healthz").status, 200);
+  server_.stop();
+  auto silent = std::make_unique<testing::SilentNatsServer>(server_.port());
+  ASSERT_TRUE(silent->ok());
+  // Four connect timeouts of 2 s, at least 10 s, then the probe fails.
+  ASSERT_TRUE(eventually([&] { return get("/healthz").status == 503; }, 40s)) << get("/healthz").body;
+  EXPECT_NE(get("/healthz").body.find("the NATS client has not answered for"), std::string::npos)
+      << get("/healthz").body;
+  EXPECT_NE(read_file(log_).find("the NATS client has not answered for"), std::string::npos);
+  silent.reset();
+  server_.restart();
+  ASSERT_TRUE(server_.ok());
+  EXPECT_TRUE(eventually([&] { return get("/healthz").status == 200; }, 30s)) << get("/healthz").body;
+  EXPECT_TRUE(eventually([&] { return get("/readyz").status == 200; }, 30s)) << get("/readyz").body;
   EXPECT_EQ(terminate().first, 0);
 }
 
