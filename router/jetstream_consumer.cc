@@ -147,6 +147,14 @@ void JetStreamConsumer::unbind() {
   if (inbox_sub_ == nullptr) return;
   // Only the inbox goes: the durable consumer stays, with what it has not delivered.
   // Messages that came and were not handled are redelivered after their ack wait.
+  // cnats 3.4.1's reader does not hold a subscription while it hands it a message (fixed
+  // upstream later), and a pull request may still be answered: take the inbox off the
+  // connection, let a PING/PONG show that the reader has passed whatever it had for it,
+  // then free it. (On a replaced connection the reader is gone already.)
+  natsSubscription_Unsubscribe(inbox_sub_);
+  nats_.on_connection(generation_, [](natsConnection* c) {
+    return natsConnection_Status(c) == NATS_CONN_STATUS_CONNECTED ? natsConnection_FlushTimeout(c, 1000) : NATS_OK;
+  });
   natsSubscription_Destroy(inbox_sub_);
   inbox_sub_ = nullptr;
   open_.reset();

@@ -200,10 +200,18 @@ NatsClient::~NatsClient() {
   std::unique_lock lock(conn_mu_);
   {
     std::lock_guard subs_lock(mu_);
+    // cnats 3.4.1's reader does not hold a subscription while it hands it a message (fixed
+    // upstream later): take every one off the connection, let a PING/PONG show that the
+    // reader has passed whatever it had for them, and only then free them.
     for (auto& s : subs_) {
-      count_dropped(s);
-      natsSubscription_Destroy(s.sub);
+      count_dropped(s);  // while cnats still answers for it
+      natsSubscription_Unsubscribe(s.sub);
     }
+    // (Not connected: no reader is handing anything out, and no answer would come.)
+    if (conn_ != nullptr && !subs_.empty() && natsConnection_Status(conn_) == NATS_CONN_STATUS_CONNECTED) {
+      natsConnection_FlushTimeout(conn_, 1000);
+    }
+    for (auto& s : subs_) natsSubscription_Destroy(s.sub);
     subs_.clear();
   }
   if (js_ != nullptr) jsCtx_Destroy(js_);
