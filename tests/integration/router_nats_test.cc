@@ -13,6 +13,7 @@
 #include <set>
 #include <string>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "core/json/document.h"
@@ -620,6 +621,36 @@ TEST(NatsClientHeaders, ABlankHeaderValueIsLeftOutSoTheOthersArriveWhole) {
   EXPECT_EQ(r.headers, (NatsHeaders{{"B", "x"}}));
 }
 
+// What a NatsClient reported through its state log, for tests to wait on.
+class StateReports {
+ public:
+  explicit StateReports(NatsClient& nc) {
+    nc.set_state_log([this](NatsClient::State state, const std::string& detail) {
+      std::lock_guard lock(mu_);
+      seen_.emplace_back(state, detail);
+      cv_.notify_all();
+    });
+  }
+  // The detail of the first report of `state`, once one came within `timeout`.
+  std::optional<std::string> wait_for(NatsClient::State state, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    std::optional<std::string> found;
+    cv_.wait_for(lock, timeout, [&] {
+      for (const auto& [s, detail] : seen_) {
+        if (s == state) found = detail;
+        if (found) return true;
+      }
+      return false;
+    });
+    return found;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::pair<NatsClient::State, std::string>> seen_;
+};
+
 // Events faster than the handler: the subscription holds its pending limit, cnats drops
 // what is over it, and every drop is counted and reported with its subject, so a core
 // NATS loss under overload is never silent (the router exports dropped() as
@@ -627,16 +658,8 @@ TEST(NatsClientHeaders, ABlankHeaderValueIsLeftOutSoTheOthersArriveWhole) {
 TEST(NatsClientSlowConsumer, ASlowConsumerCountsAndReportsWhatNatsDropped) {
   testing::NatsServer server;
   ASSERT_TRUE(server.ok());
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::string> slow_subjects;
   NatsClient nc;
-  nc.set_state_log([&](NatsClient::State state, const std::string& detail) {
-    if (state != NatsClient::State::SlowConsumer) return;
-    std::lock_guard lock(mu);
-    slow_subjects.push_back(detail);
-    cv.notify_all();
-  });
+  StateReports reports(nc);
   NatsConfig cfg;
   cfg.urls = {server.url()};
   cfg.pending_limit_msgs = 100;
@@ -657,11 +680,9 @@ TEST(NatsClientSlowConsumer, ASlowConsumerCountsAndReportsWhatNatsDropped) {
   constexpr int kSent = 1000;
   for (int i = 0; i < kSent; ++i) ASSERT_TRUE(producer.publish("slow.in", {}, "{}", error)) << error;
   ASSERT_TRUE(producer.flush(2000));
-  {
-    std::unique_lock lock(mu);
-    ASSERT_TRUE(cv.wait_for(lock, 10s, [&] { return !slow_subjects.empty(); })) << "no slow-consumer report";
-    EXPECT_EQ(slow_subjects.front(), "slow.in");
-  }
+  const std::optional<std::string> slow = reports.wait_for(NatsClient::State::SlowConsumer, 10s);
+  ASSERT_TRUE(slow.has_value()) << "no slow-consumer report";
+  EXPECT_EQ(*slow, "slow.in");
   // The pending limit held: what was over it is dropped, and counted.
   ASSERT_TRUE(testing::eventually([&] { return nc.dropped() >= kSent - 101; }, 10s)) << nc.dropped();
   release = true;
@@ -684,15 +705,8 @@ TEST(NatsClientSlowConsumer, ASlowConsumerCountsAndReportsWhatNatsDropped) {
 TEST(NatsClientSilence, ASilentServerIsNoticedByPingsAndTheConnectionComesBack) {
   testing::NatsServer server;
   ASSERT_TRUE(server.ok());
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<NatsClient::State> states;
   NatsClient nc;
-  nc.set_state_log([&](NatsClient::State state, const std::string&) {
-    std::lock_guard lock(mu);
-    states.push_back(state);
-    cv.notify_all();
-  });
+  StateReports reports(nc);
   NatsConfig cfg;
   cfg.urls = {server.url()};
   cfg.ping_interval_ms = 200;
@@ -702,8 +716,7 @@ TEST(NatsClientSilence, ASilentServerIsNoticedByPingsAndTheConnectionComesBack) 
   ASSERT_TRUE(nc.connect(cfg, error)) << error;
   ASSERT_TRUE(nc.connected());
   auto saw = [&](NatsClient::State want, std::chrono::milliseconds timeout) {
-    std::unique_lock lock(mu);
-    return cv.wait_for(lock, timeout, [&] { return std::count(states.begin(), states.end(), want) > 0; });
+    return reports.wait_for(want, timeout).has_value();
   };
   ASSERT_EQ(::kill(server.pid(), SIGSTOP), 0);
   const auto stopped = std::chrono::steady_clock::now();
