@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 
@@ -129,14 +130,50 @@ bool write_private(const std::string& path, const std::string& content, std::str
 
 }  // namespace
 
-NatsFleet::NatsFleet(std::string name, OnHeartbeat on_heartbeat, router::Logger& log)
-    : name_(std::move(name)), on_heartbeat_(std::move(on_heartbeat)), log_(log) {}
+NatsFleet::NatsFleet(std::string name, OnHeartbeat on_heartbeat, router::Logger& log, int64_t stuck_after_ms)
+    : name_(std::move(name)), on_heartbeat_(std::move(on_heartbeat)), log_(log), stuck_after_ms_(stuck_after_ms) {}
 
 NatsFleet::~NatsFleet() {
   // Closing a connection ends its subscriptions; draining each first would only wait.
   std::lock_guard lock(mu_);
   watches_.clear();
+  {
+    std::lock_guard health(health_mu_);
+    clients_.clear();
+  }
   connections_.clear();
+}
+
+void NatsFleet::erase_locked(std::map<std::string, std::unique_ptr<Connection>>::iterator it) {
+  {
+    std::lock_guard health(health_mu_);
+    const router::NatsClient* client = &it->second->client;
+    std::erase_if(clients_, [client](const auto& entry) { return entry.second == client; });
+  }
+  connections_.erase(it);
+}
+
+std::string NatsFleet::stuck() const {
+  const auto seconds = [](std::chrono::milliseconds ms) { return std::to_string(ms.count() / 1000) + "s"; };
+  std::lock_guard health(health_mu_);
+  for (const auto& [urls, client] : clients_) {
+    if (auto waited = client->stuck_for(); waited.count() > 0) {
+      return "the NATS client for " + urls + " has not answered for " + seconds(waited) +
+             " (stuck while connecting to a server that does not answer); calls into it wait with it";
+    }
+  }
+  if (connecting_since_ != std::chrono::steady_clock::time_point{}) {
+    // A first connection is made by the NATS client's connect(): the same limit as its own.
+    const int64_t limit =
+        stuck_after_ms_ > 0 ? stuck_after_ms_ : std::max<int64_t>(10'000, 4 * router::NatsConfig{}.connect_timeout_ms);
+    const auto waited =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - connecting_since_);
+    if (waited.count() >= limit) {
+      return "connecting to NATS at " + connecting_urls_ + " has not returned for " + seconds(waited) +
+             " (a server that takes the TCP connection and never answers the CONNECT)";
+    }
+  }
+  return "";
 }
 
 std::string NatsFleet::connection_problem(const std::string& router_key) const {
@@ -192,7 +229,19 @@ std::string NatsFleet::watch(const std::string& router_key, const std::string& s
         return error;
       }
     }
-    if (!conn->client.connect(config, error)) return "NATS " + conn->urls + ": " + error;
+    config.stuck_after_ms = stuck_after_ms_;
+    {
+      std::lock_guard health(health_mu_);
+      connecting_urls_ = conn->urls;
+      connecting_since_ = std::chrono::steady_clock::now();
+    }
+    const bool connected = conn->client.connect(config, error);
+    {
+      std::lock_guard health(health_mu_);
+      connecting_since_ = {};
+      if (connected) clients_.emplace_back(conn->urls, &conn->client);
+    }
+    if (!connected) return "NATS " + conn->urls + ": " + error;
     log_.info("connected to NATS", {{"urls", conn->urls}});
     it = connections_.emplace(key, std::move(conn)).first;
   }
@@ -203,7 +252,7 @@ std::string NatsFleet::watch(const std::string& router_key, const std::string& s
       subject, "", [on_heartbeat, router_key](const router::NatsMessage& m) { on_heartbeat(router_key, m.data); },
       error);
   if (sub == 0) {
-    if (conn.routers.empty()) connections_.erase(it);
+    if (conn.routers.empty()) erase_locked(it);
     return error;
   }
   conn.routers.insert(router_key);
@@ -221,7 +270,7 @@ void NatsFleet::release_locked(const std::string& router_key) {
     c->second->routers.erase(router_key);
     if (c->second->routers.empty()) {
       log_.info("closing NATS connection: no router uses it", {{"urls", c->second->urls}});
-      connections_.erase(c);
+      erase_locked(c);
     } else {
       c->second->client.unsubscribe(w->second.subscription);
     }

@@ -4,6 +4,8 @@
 // from the Secrets the EventRouter names, read with the Kubernetes client.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -74,7 +76,9 @@ class NatsFleet : public FleetNats {
   using OnHeartbeat = std::function<void(const std::string& router_key, std::string_view payload)>;
   // `name` is the connection name (switchboard-controller/<pod>); credentials are written
   // to files in a private folder under $TMPDIR, removed when the connection closes.
-  NatsFleet(std::string name, OnHeartbeat on_heartbeat, router::Logger& log);
+  // `stuck_after_ms`: see stuck(); 0 takes the NATS client's own limit (four connect
+  // timeouts, at least 10 s).
+  NatsFleet(std::string name, OnHeartbeat on_heartbeat, router::Logger& log, int64_t stuck_after_ms = 0);
   ~NatsFleet() override;
 
   std::string watch(const std::string& router_key, const std::string& subject, const NatsSettings& settings) override;
@@ -84,6 +88,13 @@ class NatsFleet : public FleetNats {
   std::string delete_consumer(const std::string& router_key, const std::string& stream,
                               const std::string& durable) override;
   size_t connections() const;
+  // Why the controller's NATS side is hung, or empty when it is not: a connection whose
+  // client has not answered for `stuck_after_ms` (cnats 3.4.1, reconnecting to a server
+  // that takes the TCP connection and never answers the CONNECT, loops for good holding
+  // its connection lock, and whoever calls into that connection waits with it), or a
+  // first connection that has not returned for as long. For the controller's liveness
+  // probe: never waits for a connection or for the lock the reconcilers take.
+  std::string stuck() const;
 
  private:
   struct Connection;
@@ -93,13 +104,24 @@ class NatsFleet : public FleetNats {
     uint64_t subscription = 0;
   };
   void release_locked(const std::string& router_key);
+  // Erases a connection, and first its entry in what stuck() looks at.
+  void erase_locked(std::map<std::string, std::unique_ptr<Connection>>::iterator it);
 
   std::string name_;
   OnHeartbeat on_heartbeat_;
   router::Logger& log_;
+  int64_t stuck_after_ms_;
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<Connection>> connections_;
   std::map<std::string, Watch> watches_;
+
+  // What stuck() reads, under a lock of its own that is never held while calling into a
+  // connection: the connections made (by their URLs, for the message) and the first
+  // connection being made, if any, with when it began.
+  mutable std::mutex health_mu_;
+  std::vector<std::pair<std::string, const router::NatsClient*>> clients_;
+  std::string connecting_urls_;
+  std::chrono::steady_clock::time_point connecting_since_{};
 };
 
 }  // namespace switchboard::controller

@@ -167,6 +167,14 @@ int run_controller(const ControllerOptions& o) {
                             if (synced()) return true;
                             why = "caches not synced yet";
                             return false;
+                          },
+                          // Liveness: a NATS connection cnats hangs on holds every
+                          // reconcile that touches it; only a restart frees them.
+                          [&](std::string& why) {
+                            why = nats.stuck();
+                            if (why.empty()) return true;
+                            log.log_limited("nats/stuck", router::LogLevel::Error, why, {});
+                            return false;
                           });
   try {
     http.Start();

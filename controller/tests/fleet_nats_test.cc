@@ -3,6 +3,7 @@
 // and a durable JetStream consumer is deleted (and deleting it again is fine).
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
@@ -20,6 +21,7 @@
 #include "tests/support/files.h"
 #include "tests/support/nats_credentials.h"
 #include "tests/support/process.h"
+#include "tests/support/silent_server.h"
 #include "tests/support/streams.h"
 #include "tests/support/test_certificates.h"
 
@@ -301,6 +303,69 @@ TEST_F(FleetNatsTest, DeletesADurableConsumer) {
     if (unreachable.empty()) std::this_thread::sleep_for(50ms);  // until the client sees the server gone
   }
   EXPECT_NE(unreachable, "");
+}
+
+// cnats 3.4.1, reconnecting to a server that takes the TCP connection and never answers
+// the CONNECT, loops for good holding its connection lock: every reconcile that touches
+// the connection would wait with it. stuck() (the controller's liveness) says so, without
+// waiting itself, and clears once the server lets the connection go.
+TEST_F(FleetNatsTest, AConnectionCnatsHangsOnFailsLivenessWithoutWaitingForIt) {
+  testing::NatsServer server;
+  ASSERT_TRUE(server.ok());
+  NatsFleet fleet("switchboard-controller/test", [](const std::string&, std::string_view) {}, log_, 2000);
+  NatsSettings settings;
+  settings.urls = {server.url()};
+  ASSERT_EQ(fleet.watch("shop/orders", "switchboard.status.shop.orders", settings), "");
+  EXPECT_EQ(fleet.stuck(), "");
+  // The real server goes; on its port, one that says INFO and then nothing.
+  server.stop();
+  auto silent = std::make_unique<testing::SilentNatsServer>(server.port());
+  ASSERT_TRUE(silent->ok());
+  std::string why;
+  const bool noticed = testing::eventually(
+      [&] {
+        const auto start = std::chrono::steady_clock::now();
+        why = fleet.stuck();
+        EXPECT_LT(std::chrono::steady_clock::now() - start, 1s) << "stuck() waited for the connection";
+        return !why.empty();
+      },
+      30s);
+  silent.reset();  // closes the connection: cnats sees the end and goes on
+  ASSERT_TRUE(noticed) << "a connection that has not answered for 30 s was not reported";
+  EXPECT_NE(why.find("has not answered for"), std::string::npos) << why;
+  EXPECT_NE(why.find(server.url()), std::string::npos) << why;
+  EXPECT_TRUE(testing::eventually([&] { return fleet.stuck().empty(); }, 10s))
+      << "still reported after the server closed the connection: " << fleet.stuck();
+}
+
+// The same server met by the first connection: watch() does not return (it holds the
+// lock every reconcile of a router takes), and stuck() says so while it waits.
+TEST_F(FleetNatsTest, AFirstConnectionThatDoesNotReturnFailsLiveness) {
+  const int port = testing::free_port();
+  auto silent = std::make_unique<testing::SilentNatsServer>(port);
+  ASSERT_TRUE(silent->ok());
+  const std::string url = "nats://127.0.0.1:" + std::to_string(port);
+  NatsFleet fleet("switchboard-controller/test", [](const std::string&, std::string_view) {}, log_, 2000);
+  NatsSettings settings;
+  settings.urls = {url};
+  std::atomic<bool> returned{false};
+  std::thread watcher([&] {
+    (void)fleet.watch("shop/orders", "switchboard.status.shop.orders", settings);
+    returned = true;
+  });
+  std::string why;
+  const bool noticed = testing::eventually(
+      [&] {
+        why = fleet.stuck();
+        return !why.empty() || returned.load();
+      },
+      30s);
+  silent.reset();  // lets the connection go: watch() returns
+  watcher.join();
+  ASSERT_TRUE(noticed);
+  ASSERT_FALSE(why.empty()) << "watch() returned against a server that never answers, and was never reported";
+  EXPECT_NE(why.find("connecting to NATS at " + url + " has not returned for"), std::string::npos) << why;
+  EXPECT_TRUE(testing::eventually([&] { return fleet.stuck().empty(); }, 10s)) << fleet.stuck();
 }
 
 }  // namespace

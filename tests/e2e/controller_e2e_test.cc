@@ -27,6 +27,7 @@
 #include "tests/e2e/router_deployment.h"
 #include "tests/support/inbox.h"
 #include "tests/support/process.h"
+#include "tests/support/silent_server.h"
 #include "tests/support/streams.h"
 
 namespace switchboard::e2e {
@@ -896,6 +897,40 @@ TEST_F(ControllerE2eTest, ItIsNotReadyUntilItsCachesHaveListed) {
   ::kill(apiserver, SIGCONT);
   ASSERT_TRUE(eventually([&] { return http_get(c.port(), "/readyz").status == 200; }, 60s)) << c.log();
   EXPECT_TRUE(c.healthy());
+}
+
+// An EventRouter whose NATS server takes the TCP connection and never answers: cnats 3.4.1
+// does not return from the first connection (nor from a reconnect to such a server), and
+// the reconciles that touch NATS wait with it. The controller's liveness fails with the
+// reason, so that the kubelet restarts it, and recovers when the server lets go.
+TEST_F(ControllerE2eTest, ItFailsLivenessWhileANatsConnectionHangs) {
+  const std::string ns = new_namespace("hung");
+  const int port = testing::free_port();
+  auto silent = std::make_unique<testing::SilentNatsServer>(port);
+  ASSERT_TRUE(silent->ok());
+  const std::string url = "nats://127.0.0.1:" + std::to_string(port);
+  Controller c("controller-h", ns, {"--namespace", ns});
+  ASSERT_TRUE(eventually([&] { return c.healthy(); }, 20s)) << c.log();
+  std::string router = read_file(source("examples/k8s/eventrouter.yaml"));
+  router = replace_all(router, "urls: [nats://nats.nats:4222]", "urls: [" + url + "]");
+  CommandResult r = kubectl({"apply", "-n", ns, "-f", "-"}, router);
+  ASSERT_EQ(r.status, 0) << r.text();
+  HttpReply health;
+  const bool failed = eventually(
+      [&] {
+        health = http_get(c.port(), "/healthz");
+        return health.status == 503;
+      },
+      60s);
+  silent.reset();  // closes the connections: cnats returns, and the reconciles go on
+  ASSERT_TRUE(failed) << "liveness did not fail while the NATS connection hung; last answer " << health.status
+                      << " " << health.body << "\n" << c.log();
+  EXPECT_NE(health.body.find("connecting to NATS at " + url + " has not returned for"), std::string::npos)
+      << health.body;
+  EXPECT_TRUE(eventually([&] { return c.healthy(); }, 30s)) << "liveness did not recover\n" << c.log();
+  EXPECT_TRUE(eventually([&] { return shared().controller->healthy(); }, 30s))
+      << "the suite's controller, which reconciled the same EventRouter, did not recover";
+  EXPECT_EQ(kubectl({"delete", "eventrouter", "--all", "-n", ns, "--wait=false"}).status, 0);
 }
 
 }  // namespace
