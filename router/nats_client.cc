@@ -423,12 +423,10 @@ uint64_t read_dropped(natsSubscription* sub, uint64_t seen) {
   return seen;
 }
 
-}  // namespace
-
-namespace {
 int64_t steady_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
 }
+
 }  // namespace
 
 void NatsClient::probe_loop() {
