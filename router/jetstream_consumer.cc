@@ -7,6 +7,8 @@
 #include <memory>
 #include <vector>
 
+#include "router/thread_name.h"
+
 namespace switchboard::router {
 
 namespace {
@@ -162,7 +164,10 @@ void JetStreamConsumer::unbind() {
 }
 
 void JetStreamConsumer::start() {
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    name_this_thread("sb-js-" + route_);
+    loop();
+  });
 }
 
 void JetStreamConsumer::stop() {

@@ -10,6 +10,8 @@
 #include <sstream>
 #include <thread>
 
+#include "router/thread_name.h"
+
 namespace switchboard::router {
 
 namespace {
@@ -350,12 +352,23 @@ bool NatsClient::connect(const NatsConfig& config, std::string& error) {
     conn_ = conn;
     generation_ = 1;
   }
-  supervisor_ = std::thread([this] { supervise(); });
+  supervisor_ = std::thread([this] {
+    name_this_thread("sb-nats-superv");
+    supervise();
+  });
   stuck_limit_ms_ = config_.stuck_after_ms > 0 ? config_.stuck_after_ms
                                                : std::max<int64_t>(10'000, 4 * config_.connect_timeout_ms);
-  prober_ = std::thread([this] { probe_loop(); });
+  prober_ = std::thread([this] {
+    name_this_thread("sb-nats-probe");
+    probe_loop();
+  });
   flush_on_idle_ = config_.flush_on_idle;
-  if (flush_on_idle_) flusher_ = std::thread([this] { flush_loop(); });
+  if (flush_on_idle_) {
+    flusher_ = std::thread([this] {
+      name_this_thread("sb-nats-flush");
+      flush_loop();
+    });
+  }
   return true;
 }
 
@@ -597,6 +610,9 @@ NatsMessage view_of(natsMsg* msg, NatsHeaders& headers) {
 }
 
 void NatsClient::on_message(natsConnection*, natsSubscription* sub, natsMsg* msg, void* closure) {
+  // cnats runs each subscription's deliveries on a thread of its own.
+  thread_local const bool named = (name_this_thread("sb-deliver"), true);
+  (void)named;
   NatsHeaders headers;
   auto* delivery = static_cast<Delivery*>(closure);
   delivery->handler(view_of(msg, headers));

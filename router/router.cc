@@ -9,6 +9,7 @@
 
 #include "core/json/document.h"
 #include "core/route/dead_letter.h"
+#include "router/thread_name.h"
 
 namespace switchboard::router {
 
@@ -456,7 +457,10 @@ void Router::heartbeat_loop() {
 
 void Router::start() {
   send_heartbeat();
-  heartbeat_ = std::thread([this] { heartbeat_loop(); });
+  heartbeat_ = std::thread([this] {
+    name_this_thread("sb-heartbeat");
+    heartbeat_loop();
+  });
 }
 
 void Router::stop() {

@@ -380,6 +380,30 @@ TEST_F(RouterProcessTest, AHungNatsClientFailsLiveness) {
   EXPECT_EQ(terminate().first, 0);
 }
 
+// The router names its threads (what top -H, perf and /proc show); cnats' reader and
+// flusher keep the process's name.
+TEST_F(RouterProcessTest, ItsThreadsAreNamed) {
+  start(flags());
+  ASSERT_TRUE(wait_ready());
+  Inbox out(client_, "out.>");
+  publish("orders.new", R"({"amount":500,"region":"eu"})");
+  Inbox::Received r;
+  ASSERT_TRUE(out.next(r)) << "the event did not come out";
+  std::multiset<std::string> names;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(router_.pid()) + "/task")) {
+    std::string name = read_file(task.path().string() + "/comm");
+    while (!name.empty() && name.back() == '\n') name.pop_back();
+    names.insert(name);
+  }
+  std::string all;
+  for (const auto& n : names) all += n + " ";
+  EXPECT_GE(names.count("sb-deliver"), 1u) << "a delivery thread per subscription, among: " << all;
+  for (const char* expected : {"sb-nats-flush", "sb-nats-probe", "sb-nats-superv", "sb-heartbeat"}) {
+    EXPECT_EQ(names.count(expected), 1u) << expected << " among: " << all;
+  }
+  EXPECT_EQ(terminate().first, 0);
+}
+
 // A router that starts before NATS is reachable serves its probes (not ready), stays
 // stoppable, and routes once NATS is up.
 TEST_F(RouterProcessTest, StartsBeforeNatsIsReachable) {
