@@ -9,6 +9,7 @@
 #include <random>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "router/thread_name.h"
 
@@ -39,6 +40,29 @@ void connected_later(natsConnection*, void*) {}
 constexpr auto kGiveUpMargin = std::chrono::seconds(1);
 constexpr int kSignedConnectAttempts = 4;  // see open()
 constexpr auto kSupervisorTick = std::chrono::milliseconds(200);
+
+// cnats 3.4.1 frees a received message on a thread of its own: natsMsg_Destroy puts it on
+// the library's garbage list, under a lock, and wakes that thread when it sleeps. Done one
+// message at a time, that was a wake-up and a context switch per event, and each free
+// contended with the reader thread's next allocation (docs/benchmarks.md, "Where the
+// cycles go"). A delivery thread destroys its messages in batches instead: when this many
+// are done with, and whenever its subscription has nothing more waiting (so that a quiet
+// subscription holds none).
+constexpr size_t kDestroyBatch = 64;
+
+// The messages a delivery thread is done with and has not destroyed yet (see
+// kDestroyBatch). Destroyed, the rest, when the thread ends.
+struct DoneMessages {
+  std::vector<natsMsg*> msgs;
+  DoneMessages() { msgs.reserve(kDestroyBatch); }
+  ~DoneMessages() { destroy(); }
+  DoneMessages(const DoneMessages&) = delete;
+  DoneMessages& operator=(const DoneMessages&) = delete;
+  void destroy() {
+    for (natsMsg* m : msgs) natsMsg_Destroy(m);
+    msgs.clear();
+  }
+};
 
 // cnats calls back with a closure pointer, on its own threads, possibly after a client is
 // gone (a "closed" callback is queued when the destructor closes the connection). So the
@@ -616,11 +640,13 @@ void NatsClient::on_message(natsConnection*, natsSubscription* sub, natsMsg* msg
   NatsHeaders headers;
   auto* delivery = static_cast<Delivery*>(closure);
   delivery->handler(view_of(msg, headers));
-  natsMsg_Destroy(msg);
-  NatsClient* self = delivery->client;
-  if (!self->unflushed_.load(std::memory_order_relaxed)) return;
+  thread_local DoneMessages done;
+  done.msgs.push_back(msg);
   int waiting = 0;
-  if (natsSubscription_GetPending(sub, &waiting, nullptr) != NATS_OK || waiting > 0) return;
+  const bool idle = natsSubscription_GetPending(sub, &waiting, nullptr) != NATS_OK || waiting == 0;
+  if (idle || done.msgs.size() >= kDestroyBatch) done.destroy();
+  NatsClient* self = delivery->client;
+  if (!idle || !self->unflushed_.load(std::memory_order_relaxed)) return;
   {
     std::lock_guard lock(self->flush_mu_);
     self->flush_wanted_ = true;
