@@ -46,21 +46,29 @@ constexpr auto kSupervisorTick = std::chrono::milliseconds(200);
 // message at a time, that was a wake-up and a context switch per event, and each free
 // contended with the reader thread's next allocation (docs/benchmarks.md, "Where the
 // cycles go"). A delivery thread destroys its messages in batches instead: when this many
-// are done with, and whenever its subscription has nothing more waiting (so that a quiet
-// subscription holds none).
+// are done with (or hold this many bytes of payload), and whenever its subscription has
+// nothing more waiting (so that a quiet subscription holds none).
 constexpr size_t kDestroyBatch = 64;
+constexpr size_t kDestroyBatchBytes = 1 << 20;
 
 // The messages a delivery thread is done with and has not destroyed yet (see
 // kDestroyBatch). Destroyed, the rest, when the thread ends.
 struct DoneMessages {
   std::vector<natsMsg*> msgs;
+  size_t bytes = 0;
   DoneMessages() { msgs.reserve(kDestroyBatch); }
   ~DoneMessages() { destroy(); }
   DoneMessages(const DoneMessages&) = delete;
   DoneMessages& operator=(const DoneMessages&) = delete;
+  void add(natsMsg* m) {
+    msgs.push_back(m);
+    bytes += static_cast<size_t>(std::max(0, natsMsg_GetDataLength(m)));
+  }
+  bool full() const { return msgs.size() >= kDestroyBatch || bytes >= kDestroyBatchBytes; }
   void destroy() {
     for (natsMsg* m : msgs) natsMsg_Destroy(m);
     msgs.clear();
+    bytes = 0;
   }
 };
 
@@ -641,10 +649,10 @@ void NatsClient::on_message(natsConnection*, natsSubscription* sub, natsMsg* msg
   auto* delivery = static_cast<Delivery*>(closure);
   delivery->handler(view_of(msg, headers));
   thread_local DoneMessages done;
-  done.msgs.push_back(msg);
+  done.add(msg);
   int waiting = 0;
   const bool idle = natsSubscription_GetPending(sub, &waiting, nullptr) != NATS_OK || waiting == 0;
-  if (idle || done.msgs.size() >= kDestroyBatch) done.destroy();
+  if (idle || done.full()) done.destroy();
   NatsClient* self = delivery->client;
   if (!idle || !self->unflushed_.load(std::memory_order_relaxed)) return;
   {

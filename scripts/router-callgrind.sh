@@ -21,43 +21,14 @@
 # Needs valgrind (scripts/install-deps.sh does not install it: apt-get install valgrind).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=$ROOT/build/bin
-ROUTER=""
+# shellcheck source=scripts/router-load.sh
+source "$(dirname "$0")/router-load.sh"
 SECONDS_LOAD=5
-EXPECT=all
-OUT_FILE=""
-while [[ $# -gt 1 ]]; do
-  case $1 in
-    --bin) BIN=$(cd "$2" && pwd); shift 2 ;;
-    --router) ROUTER=$2; shift 2 ;;
-    --seconds) SECONDS_LOAD=$2; shift 2 ;;
-    --expect) EXPECT=$2; shift 2 ;;
-    --out) OUT_FILE=$2; shift 2 ;;
-    *) echo "router-callgrind: unknown argument '$1'" >&2; exit 2 ;;
-  esac
-done
-[[ $# -eq 1 ]] || { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2; }
-ROUTES=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-ROUTER=${ROUTER:-$BIN/switchboard-router}
+router_load_args router-callgrind "$@"
 command -v valgrind >/dev/null || { echo "router-callgrind: valgrind is not installed" >&2; exit 1; }
 command -v callgrind_annotate >/dev/null || { echo "router-callgrind: callgrind_annotate is missing" >&2; exit 1; }
-
-WORK=$(mktemp -d /tmp/switchboard-callgrind.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [[ -n $OUT_FILE && -f $WORK/callgrind.out ]]; then cp "$WORK/callgrind.out" "$OUT_FILE"; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-NATS_PORT=$(free_port)
-nats-server -a 127.0.0.1 -p "$NATS_PORT" >"$WORK/nats.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && break; sleep 0.05; done
+KEEP=callgrind.out
+router_load_nats
 
 valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" "$ROUTER" run --routes "$ROUTES" \
   --nats "nats://127.0.0.1:$NATS_PORT" --name bench --metrics-addr "127.0.0.1:$(free_port)" --log-level warn \
